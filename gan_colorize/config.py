@@ -1,0 +1,271 @@
+"""Configs are data: YAML files read into typed dataclasses.
+
+* An unknown or misspelt key is an error naming the key and the closest valid one.
+* Values are type-checked (``int`` where a float is expected is accepted and converted).
+* ``--set section.key=value`` overrides any field; the value is parsed as YAML (``1e-4``, ``true``,
+  ``[0.5, 0.999]``, ``{type: patchgan, n_layers: 4}``).
+* The resolved config is saved in every run folder (``config.yaml``) and reproduces the run.
+
+Component specs (``model.generator``, ``model.discriminator``, ``loss.perceptual``) are dicts with a
+``type:``; their other keys are checked against the component's own signature by the registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_colorize.registry import closest
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+OBJECTIVES = ("regression", "classification", "gan")
+
+
+@dataclass
+class DataConfig:
+    train: str = "builtin:skimage"  # an image folder, or builtin:skimage
+    eval: str | None = None  # None: the held-out part of ``train`` (builtin:skimage holds out one photo)
+    size: int = 256  # training crop size (pixels, square)
+    crop: str = "random_resized"  # random_resized | random
+    scale: list[float] = field(default_factory=lambda: [0.35, 1.0])  # area range of random_resized
+    hflip: bool = True
+    batch_size: int = 16
+    workers: int = 4  # decode-and-crop worker processes per training process
+    crops_per_epoch: int = 1024  # builtin:skimage: random crops that make one epoch
+    min_chroma: float = 3.0  # images whose ab std (Lab units) is below this are left out as greyscale
+    max_bad_fraction: float = 0.05  # stop before training if more of the files are unreadable
+    file_list_cache: bool = False  # cache the sorted file list of a large tree beside the run
+    eval_fraction: float = 0.05  # folders: share of files (hash-chosen, stable) held out for evaluation
+
+
+@dataclass
+class ModelConfig:
+    generator: dict = field(default_factory=lambda: {"type": "unet"})
+    discriminator: dict | None = None  # needed by the gan objective only
+    init_from: str | None = None  # generator init: a released eccv16 file or a run's checkpoint
+    freeze_encoder_steps: int = 0  # keep the initialised encoder frozen for the first N steps
+
+
+@dataclass
+class LossConfig:
+    objective: str = "gan"  # regression | classification | gan
+    regression: str = "l1"  # l1 | l2 (regression objective, and the reconstruction term of gan)
+    gan_mode: str = "vanilla"  # vanilla | lsgan | hinge
+    lambda_l1: float = 100.0  # pix2pix's default
+    lambda_adv: float = 1.0
+    lambda_perc: float = 0.0
+    perceptual: dict | None = None  # e.g. {type: vgg16, layers: [...], weights: path}
+    # classification objective (Zhang et al. 2016, sec. 3.1-3.2)
+    prior: str = "train"  # train: computed from the training set; imagenet: the paper's prior
+    prior_samples: int = 512  # crops read to estimate the training-set prior
+    rebalance_lambda: float = 0.5
+    rebalance_sigma: float = 5.0
+    soft_neighbours: int = 5
+    soft_sigma: float = 5.0
+    temperature: float = 0.38  # annealed-mean decoding (sec. 3.3)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | linear_decay (pix2pix: linear to 0 over the 2nd half)
+    warmup_l1_steps: int = 0  # gan: generator-only reconstruction steps before the adversarial phase
+    d_steps: int = 1  # discriminator updates per generator update
+    ema_decay: float = 0.999  # 0 disables the EMA generator
+    ema_start: int = 0
+    grad_accum: int = 1
+    grad_clip: float = 0.0  # 0: off
+    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's names)
+    channels_last: bool = True
+    compile: bool = False
+    compile_mode: str = "default"  # default | reduce-overhead | max-autotune
+    sync_bn: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    log_every: int = 50
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    stop_on_nonfinite: bool = True
+
+
+@dataclass
+class RunConfig:
+    dir: str = "runs/default"
+    name: str | None = None  # a label for reports; default: the folder name
+    tensorboard: bool = True  # when tensorboard is installed
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> Config:
+        if self.loss.objective not in OBJECTIVES:
+            raise ConfigError(
+                f"loss.objective: {self.loss.objective!r} is not one of {OBJECTIVES}"
+                f"{closest(self.loss.objective, OBJECTIVES)}"
+            )
+        _one_of("loss.regression", self.loss.regression, ("l1", "l2"))
+        _one_of("loss.gan_mode", self.loss.gan_mode, ("vanilla", "lsgan", "hinge"))
+        _one_of("loss.prior", self.loss.prior, ("train", "imagenet"))
+        _one_of("data.crop", self.data.crop, ("random_resized", "random"))
+        _one_of("train.mixed_precision", self.train.mixed_precision, ("no", "bf16", "fp16"))
+        _one_of("train.lr_schedule", self.train.lr_schedule, ("constant", "linear_decay"))
+        _one_of(
+            "train.compile_mode", self.train.compile_mode, ("default", "reduce-overhead", "max-autotune")
+        )
+        if self.loss.objective == "gan" and not self.model.discriminator:
+            raise ConfigError("loss.objective is 'gan' but model.discriminator is not set")
+        for spec_name in ("generator", "discriminator"):
+            spec = getattr(self.model, spec_name)
+            if spec is not None and "type" not in spec:
+                raise ConfigError(f"model.{spec_name} needs a 'type:' key, got {spec!r}")
+        if self.loss.lambda_perc > 0 and not self.loss.perceptual:
+            raise ConfigError("loss.lambda_perc > 0 needs loss.perceptual: {type: vgg16|lpips|...}")
+        if self.data.size < 8 or self.data.batch_size < 1 or self.train.steps < 0:
+            raise ConfigError("data.size >= 8, data.batch_size >= 1 and train.steps >= 0 are required")
+        return self
+
+
+def _one_of(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{name}: {value!r} is not one of {options}{closest(str(value), options)}")
+
+
+# ---------------------------------------------------------------- dict <-> dataclass
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (the subset this schema uses)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # PyYAML reads '1e-4' (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}{closest(str(key), names)}; valid: {', '.join(names)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _from_dict(tp, value, path)
+        else:
+            kwargs[key] = _coerce(value, tp, path)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict) -> Config:
+    return _from_dict(Config, data or {}, "").validate()
+
+
+# ---------------------------------------------------------------- files and overrides
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr_g=1e-4"`` -> (["train", "lr_g"], 0.0001)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``--set`` overrides to a raw config dict (before validation)."""
+    for text in overrides or []:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return data or {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    data = read_yaml(path) if path else {}
+    try:
+        return from_dict(apply_overrides(data, overrides or []))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,124 @@
+"""Registries: components are built by name from configs, never from if/elif chains.
+
+A config names a component with ``type:`` and gives its keyword arguments beside it::
+
+    discriminator:
+      type: patchgan        # a registered name ...
+      n_layers: 3
+    discriminator:
+      type: my_lab.discs:SpectralPatch   # ... or any importable ``module:Class``
+
+so that a new discriminator (or generator, loss, metric) is one new file and one config line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+class RegistryError(KeyError, ValueError):
+    """An unknown component name or an argument the component does not take."""
+
+    def __str__(self) -> str:  # KeyError would print the message inside quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def closest(name: str, options) -> str:
+    """' (did you mean X?)' when a close match exists, else ''."""
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def import_by_path(path: str) -> Any:
+    """Import ``package.module:Attribute`` (``module.Attribute`` is accepted too)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise RegistryError(f"{path!r} is not of the form 'module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RegistryError(f"cannot import module {module_name!r} for {path!r}: {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise RegistryError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+class Registry:
+    """A name -> class (or factory) table for one kind of component."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Callable] = {}
+
+    def register(self, name: str | None = None):
+        """Decorator: ``@GENERATORS.register("unet")``."""
+
+        def add(obj: Callable) -> Callable:
+            key = name or obj.__name__
+            if key in self._entries and self._entries[key] is not obj:
+                raise RegistryError(f"{self.kind} {key!r} is already registered")
+            self._entries[key] = obj
+            obj.registry_name = key
+            return obj
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Callable:
+        if ":" in name:
+            return import_by_path(name)
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}{closest(name, self._entries)}; "
+                f"registered: {', '.join(self.names())}; or give 'module:Class'"
+            ) from None
+
+    def build(self, spec: str | Mapping[str, Any], **extra: Any) -> Any:
+        """Build from ``{"type": name, **kwargs}`` (or a bare name); ``extra`` adds arguments."""
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        if "type" not in spec:
+            raise RegistryError(f"{self.kind} spec {dict(spec)!r} has no 'type:'")
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        kwargs.update(extra)
+        factory = self.get(spec["type"])
+        check_arguments(factory, kwargs, f"{self.kind} {spec['type']!r}")
+        return factory(**kwargs)
+
+
+def check_arguments(factory: Callable, kwargs: Mapping[str, Any], what: str) -> None:
+    """Reject keyword arguments the factory does not take, suggesting the closest one."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in kwargs:
+        if key not in accepted:
+            raise RegistryError(
+                f"{what} takes no argument {key!r}{closest(key, accepted)}; "
+                f"it takes: {', '.join(accepted) or 'nothing'}"
+            )
+
+
+GENERATORS = Registry("generator")
+DISCRIMINATORS = Registry("discriminator")
+LOSSES = Registry("loss")
+METRICS = Registry("metric")
+FEATURE_NETS = Registry("feature network")

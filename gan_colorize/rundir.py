@@ -1,0 +1,132 @@
+"""The run folder: the unit of work. Its layout is defined here and nowhere else.
+
+    RUN/
+      config.yaml            resolved config (reproduces the run)
+      prior.npy              classification runs: the training-set prior over the 313 bins
+      metrics.jsonl          one JSON object per logged step (losses, images/s, learning rates)
+      samples/step_XXXXXXXX.png   L | prediction | ground truth grids
+      checkpoints/step_XXXXXXXX/  accelerate save_state + generator.pt (inference export)
+      logs/                  tensorboard, when installed
+      eval/<dataset>/        predictions/*.png and metrics.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+class RunDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # files
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def prior(self) -> Path:
+        return self.root / "prior.npy"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def eval_dir(self, dataset: str) -> Path:
+        return self.root / "eval" / safe_name(dataset)
+
+    def sample_path(self, step: int) -> Path:
+        return self.samples / f"step_{step:08d}.png"
+
+    # checkpoints
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:08d}"
+
+    def list_checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints (a half-written one is a hidden temporary folder), oldest first."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = []
+        for child in self.checkpoints.iterdir():
+            match = _STEP_DIR.match(child.name)
+            if match and child.is_dir() and (child / "generator.pt").is_file():
+                found.append((int(match.group(1)), child))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpts = self.list_checkpoints()
+        return ckpts[-1][1] if ckpts else None
+
+    def prune_checkpoints(self, keep: int) -> None:
+        if keep <= 0:
+            return
+        for _, path in self.list_checkpoints()[:-keep]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics.is_file():
+            return []
+        rows = []
+        for line in self.metrics.read_text().splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a kill: the rest is still good
+                    continue
+        return rows
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+GENERATOR_FILE = "generator.pt"
+
+
+def safe_name(text: str) -> str:
+    """A dataset spec such as ``builtin:skimage`` or ``/data/photos`` as a folder name."""
+    text = text.rstrip("/").replace("builtin:", "builtin_")
+    base = Path(text).name or "data"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base)

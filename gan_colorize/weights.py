@@ -1,0 +1,86 @@
+"""Where pretrained weights are found, and the one error raised when they are not.
+
+Weights are read from a path given in the config, else from the standard torch hub cache
+``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints`` by default), under the file
+name that torchvision, pytorch-fid or lpips would download. gan-colorize never downloads and
+never falls back to random weights: a missing file is a :class:`MissingWeightsError` that names
+the file, where it was looked for, and where to get it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    filename: str
+    what: str
+    url: str
+
+
+# The files the standard packages would fetch into the hub cache.
+INCEPTION_FID = KnownWeights(
+    "pt_inception-2015-12-05-6726825d.pth",
+    "FID Inception-v3 (pytorch-fid)",
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+)
+ALEXNET = KnownWeights(
+    "alexnet-owt-7be5be79.pth",
+    "AlexNet ImageNet (torchvision; LPIPS backbone)",
+    "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+)
+VGG16 = KnownWeights(
+    "vgg16-397923af.pth",
+    "VGG16 ImageNet (torchvision; perceptual loss)",
+    "https://download.pytorch.org/models/vgg16-397923af.pth",
+)
+ZHANG_ECCV16 = KnownWeights(
+    "colorization_release_v2-9b330a0b.pth",
+    "Zhang et al. 2016 released colorization model (eccv16)",
+    "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+)
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights that are not on this machine."""
+
+    def __init__(self, weights: KnownWeights | None, path: Path, hint: str = ""):
+        self.weights = weights
+        self.path = Path(path)
+        what = weights.what if weights else "weights"
+        where = f" Download {weights.url} and put it there" if weights else ""
+        super().__init__(
+            f"missing {what}: {self.path} does not exist.{where} "
+            f"(or set TORCH_HOME, or give the file's path in the config).{(' ' + hint) if hint else ''}"
+        )
+
+    @property
+    def short(self) -> str:
+        """The text a report cell shows: 'n/a (missing FILE, see README)'."""
+        return f"n/a (missing {self.path.name}, see README)"
+
+
+def hub_checkpoints_dir() -> Path:
+    """``$TORCH_HOME/hub/checkpoints`` as torch itself resolves it (read at call time)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def find_weights(weights: KnownWeights, path: str | Path | None = None) -> Path:
+    """The file for ``weights``: ``path`` when given, else the hub cache; raises when absent."""
+    candidate = Path(path).expanduser() if path else hub_checkpoints_dir() / weights.filename
+    if not candidate.is_file():
+        raise MissingWeightsError(weights, candidate)
+    return candidate
+
+
+def load_state_dict(weights: KnownWeights, path: str | Path | None = None) -> dict:
+    """Find and load a plain state dict (tensors only: ``weights_only=True``)."""
+    file = find_weights(weights, path)
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated download, an HTML page saved as .pth, ...
+        raise MissingWeightsError(weights, file, f"The file exists but cannot be read: {exc}") from exc

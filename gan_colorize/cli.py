@@ -13,11 +13,14 @@ from gan_colorize import __version__
 
 COMMANDS = [
     "data",
+    "train",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gan-colorize", description="GAN image colorization: train, evaluate, colorize.")
+    parser = argparse.ArgumentParser(
+        prog="gan-colorize", description="GAN image colorization: train, evaluate, colorize."
+    )
     parser.add_argument("--version", action="version", version=f"gan-colorize {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMANDS:

@@ -42,7 +42,7 @@ class DataConfig:
     batch_size: int = 16
     workers: int = 4  # decode-and-crop worker processes per training process
     crops_per_epoch: int = 1024  # builtin:skimage: random crops that make one epoch
-    min_chroma: float = 3.0  # images whose ab std (Lab units) is below this are left out as greyscale
+    min_chroma: float = 4.0  # images whose 99th-percentile chroma (Lab) is below this are greyscale: left out
     max_bad_fraction: float = 0.05  # stop before training if more of the files are unreadable
     file_list_cache: bool = False  # cache the sorted file list of a large tree beside the run
     eval_fraction: float = 0.05  # folders: share of files (hash-chosen, stable) held out for evaluation
@@ -84,7 +84,6 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # constant | linear_decay (pix2pix: linear to 0 over the 2nd half)
     warmup_l1_steps: int = 0  # gan: generator-only reconstruction steps before the adversarial phase
-    d_steps: int = 1  # discriminator updates per generator update
     ema_decay: float = 0.999  # 0 disables the EMA generator
     ema_start: int = 0
     grad_accum: int = 1
@@ -133,9 +132,7 @@ class Config:
         _one_of("data.crop", self.data.crop, ("random_resized", "random"))
         _one_of("train.mixed_precision", self.train.mixed_precision, ("no", "bf16", "fp16"))
         _one_of("train.lr_schedule", self.train.lr_schedule, ("constant", "linear_decay"))
-        _one_of(
-            "train.compile_mode", self.train.compile_mode, ("default", "reduce-overhead", "max-autotune")
-        )
+        _one_of("train.compile_mode", self.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))
         if self.loss.objective == "gan" and not self.model.discriminator:
             raise ConfigError("loss.objective is 'gan' but model.discriminator is not set")
         for spec_name in ("generator", "discriminator"):
@@ -209,7 +206,9 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
-            raise ConfigError(f"unknown config key {path!r}{closest(str(key), names)}; valid: {', '.join(names)}")
+            raise ConfigError(
+                f"unknown config key {path!r}{closest(str(key), names)}; valid: {', '.join(names)}"
+            )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _from_dict(tp, value, path)

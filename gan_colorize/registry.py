@@ -53,9 +53,19 @@ def import_by_path(path: str) -> Any:
 class Registry:
     """A name -> class (or factory) table for one kind of component."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()):
         self.kind = kind
         self._entries: dict[str, Callable] = {}
+        # the package modules whose decorators fill this registry, imported on first lookup so
+        # that importing the registry never imports torch models (and never makes a cycle)
+        self._modules = modules
+        self._loaded = not modules
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._modules:
+                importlib.import_module(module)
 
     def register(self, name: str | None = None):
         """Decorator: ``@GENERATORS.register("unet")``."""
@@ -71,14 +81,17 @@ class Registry:
         return add
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
+        self._load()
         return name in self._entries
 
     def get(self, name: str) -> Callable:
         if ":" in name:
             return import_by_path(name)
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
@@ -117,8 +130,15 @@ def check_arguments(factory: Callable, kwargs: Mapping[str, Any], what: str) -> 
             )
 
 
-GENERATORS = Registry("generator")
-DISCRIMINATORS = Registry("discriminator")
-LOSSES = Registry("loss")
-METRICS = Registry("metric")
-FEATURE_NETS = Registry("feature network")
+GENERATORS = Registry("generator", ("gan_colorize.models.unet", "gan_colorize.models.zhang"))
+DISCRIMINATORS = Registry("discriminator", ("gan_colorize.models.discriminators",))
+LOSSES = Registry(
+    "loss",
+    (
+        "gan_colorize.losses.adversarial",
+        "gan_colorize.losses.reconstruction",
+        "gan_colorize.losses.perceptual",
+    ),
+)
+METRICS = Registry("metric", ("gan_colorize.metrics",))
+FEATURE_NETS = Registry("feature network", ("gan_colorize.losses.perceptual",))

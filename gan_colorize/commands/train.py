@@ -1,0 +1,45 @@
+"""``gan-colorize train`` (and the root ``train.py``, which ``accelerate launch`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+NAME = "train"
+HELP = "train a generator (regression, classification or GAN objective) from a YAML config"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/unet_gan.yaml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr_g=1e-4 (repeatable)",
+    )
+    parser.add_argument("--run-dir", help="run folder (default: the config's run.dir)")
+    parser.add_argument("--resume", help="'latest' or a checkpoint folder: continue an interrupted run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_colorize.config import ConfigError, load_config
+    from gan_colorize.weights import MissingWeightsError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides = list(args.overrides) + ([f"run.dir={args.run_dir}"] if args.run_dir else [])
+    try:
+        config = load_config(args.config, overrides)
+        from gan_colorize.training import NonFiniteLossError, train
+
+        run_dir = train(config, resume=args.resume)
+    except (ConfigError, MissingWeightsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"run folder: {run_dir.root}")
+    return 0

@@ -1,0 +1,153 @@
+"""Evaluation metrics: each one a class registered by name in ``gan_colorize.registry.METRICS``.
+
+Every metric takes batches of (prediction, ground truth) as uint8 RGB tensors (N, 3, H, W) of one
+size, accumulates, and returns a flat dict of numbers::
+
+    metric = build_metric("fid", device="cuda")
+    for pred, gt in batches:
+        metric.update(pred, gt)
+    metric.compute()   # {"fid": 12.3, "fid_n": 5000}
+
+A metric whose pretrained weights are not on this machine raises ``MissingWeightsError`` when it is
+built (never a download, never random weights); :func:`compute_metrics` turns that into the
+report's "n/a (missing FILE, see README)" cell and computes the others.
+
+The modules, one per family of metrics:
+
+- ``colorfulness``  Hasler & Suesstrunk 2003 colourfulness and DDColor's delta CF
+- ``fidelity``      PSNR, SSIM (scikit-image) and Zhang et al. 2016's AuC of the ab error
+- ``frechet``       the Frechet distance, streamed feature statistics, the reference-feature cache
+- ``fid``           FID with pytorch-fid's Inception-v3 (the standard FID network)
+- ``lpips_metric``  LPIPS v0.1, AlexNet trunk
+- ``efficientnet_fd``  a Frechet distance on EfficientNet-Lite0 features (non-standard)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from gan_colorize.registry import METRICS
+from gan_colorize.weights import MissingWeightsError
+
+DEFAULT_METRICS = ["colorfulness", "psnr", "ssim", "auc", "lpips", "fid"]
+
+
+class Metric:
+    """The interface every registered metric follows (subclass it, or match it).
+
+    ``higher_is_better`` refers to the ``primary`` key of :meth:`compute`'s dict (colorfulness
+    returns three numbers; its ranking key is ``delta_cf``). ``standard = False`` marks a metric
+    that reports must label non-standard (not comparable with published numbers).
+    """
+
+    name: ClassVar[str] = ""
+    primary: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    needs_weights: ClassVar[bool] = False
+    standard: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float | int]:
+        raise NotImplementedError
+
+    def check_pair(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
+        """Both uint8 RGB (N, 3, H, W) of the same shape; the error names the metric."""
+        for what, x in (("prediction", pred), ("ground truth", gt)):
+            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+                kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+                raise TypeError(f"metric {self.name!r}: the {what} batch must be a uint8 tensor, got {kind}")
+            if x.ndim != 4 or x.shape[1] != 3:
+                raise ValueError(
+                    f"metric {self.name!r}: the {what} batch must be (N, 3, H, W), got {tuple(x.shape)}"
+                )
+        if pred.shape != gt.shape:
+            raise ValueError(
+                f"metric {self.name!r}: prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} "
+                "differ in shape"
+            )
+
+
+def build_metric(spec: str | Mapping[str, Any], device: str | torch.device = "cpu", **kwargs: Any) -> Metric:
+    """Build a registered metric by name (or ``{"type": name, **kwargs}``) on ``device``."""
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    return METRICS.build({**spec, **kwargs}, device=device)
+
+
+def metric_info(name: str) -> dict[str, Any]:
+    """A metric's class attributes (for report headers) without building it or loading weights."""
+    cls = METRICS.get(name)
+    return {
+        "name": cls.name,
+        "primary": cls.primary,
+        "higher_is_better": cls.higher_is_better,
+        "needs_weights": cls.needs_weights,
+        "standard": cls.standard,
+        "description": cls.description,
+    }
+
+
+def compute_metrics(
+    names: Iterable[str | Mapping[str, Any]],
+    pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, float | int], dict[str, str]]:
+    """Run every metric over one pass of ``(pred_u8, gt_u8)`` batches.
+
+    Returns ``(results, missing)``: the merged :meth:`Metric.compute` dicts, and for each metric
+    whose weights are absent its ``MissingWeightsError.short`` ("n/a (missing FILE, see README)").
+    Any other error (a bad batch, an unknown metric name) propagates.
+    """
+    metrics: list[Metric] = []
+    missing: dict[str, str] = {}
+    for spec in names:
+        label = spec if isinstance(spec, str) else str(spec.get("type"))
+        try:
+            metrics.append(build_metric(spec, device))
+        except MissingWeightsError as exc:
+            missing[label] = exc.short
+    n_batches = 0
+    for pred, gt in pairs:
+        n_batches += 1
+        for metric in metrics:
+            metric.update(pred, gt)
+    results: dict[str, float | int] = {}
+    if metrics and n_batches == 0:
+        raise ValueError("compute_metrics: no (prediction, ground truth) batches were given")
+    for metric in metrics:
+        results.update(metric.compute())
+    return results, missing
+
+
+# The metric modules import Metric from this package, so they are imported after it is defined;
+# importing them is what registers them in METRICS.
+from gan_colorize.metrics import (  # noqa: E402
+    colorfulness,
+    efficientnet_fd,
+    fid,
+    fidelity,
+    lpips_metric,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "Metric",
+    "MissingWeightsError",
+    "build_metric",
+    "colorfulness",
+    "compute_metrics",
+    "efficientnet_fd",
+    "fid",
+    "fidelity",
+    "lpips_metric",
+    "metric_info",
+]

@@ -1,0 +1,89 @@
+"""FID (Heusel et al. 2017) with pytorch-fid's Inception-v3, the network of the original TF FID.
+
+Features: ``pytorch_fid.inception.InceptionV3([3])``, the 2048-d pool3 output, with
+``use_fid_inception=True`` (the ported TF weights ``pt_inception-2015-12-05-6726825d.pth`` and
+the FID-specific blocks), ``resize_input=True`` (bilinear to 299x299) and ``normalize_input=True``
+(0..1 -> -1..1): images go in as uint8 / 255, exactly as pytorch-fid's own ``fid_score`` feeds
+them. Statistics, the distance and the ground-truth cache: :mod:`gan_colorize.metrics.frechet`.
+
+The weights are looked up by gan_colorize.weights (``weights=PATH`` or the torch hub cache)
+BEFORE pytorch-fid builds its network. pytorch-fid has no argument for a local file: it calls
+``load_state_dict_from_url(FID_WEIGHTS_URL)``, which downloads when the hub cache lacks the file.
+So while it builds, that one call is redirected to the file we found (and anything else raises):
+its own architecture code and strict ``load_state_dict`` run unchanged, and nothing touches the
+network.
+
+FID on n images is biased upward when n is small (Chong & Forsyth 2020); report n (``fid_n``)
+next to it and compare runs only at equal n (see ``frechet.small_sample_note``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+from gan_colorize.metrics.frechet import FrechetMetric, file_sha256
+from gan_colorize.registry import METRICS
+from gan_colorize.weights import INCEPTION_FID, MissingWeightsError, find_weights
+
+POOL3_DIM = 2048
+
+
+def build_fid_inception(weights_file: Path) -> torch.nn.Module:
+    """pytorch-fid's InceptionV3([3]) with its weights read from ``weights_file`` (never a URL)."""
+    from pytorch_fid import inception as fid_inception
+
+    def load_local(url: str, *args, **kwargs) -> dict:
+        if url != fid_inception.FID_WEIGHTS_URL:
+            raise RuntimeError(f"pytorch-fid asked for an unexpected URL {url!r}; refusing to download")
+        try:
+            return torch.load(weights_file, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise MissingWeightsError(
+                INCEPTION_FID, weights_file, f"The file exists but cannot be read: {exc}"
+            ) from exc
+
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", load_local):
+        model = fid_inception.InceptionV3(
+            [fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[POOL3_DIM]],
+            resize_input=True,
+            normalize_input=True,
+            use_fid_inception=True,
+        )
+    return model.eval()
+
+
+@METRICS.register("fid")
+class FID(FrechetMetric):
+    name = "fid"
+    primary = "fid"
+    feature_dim = POOL3_DIM
+    description = (
+        "FID: Frechet distance of Inception-v3 pool3 features (pytorch-fid, TF FID weights, inputs resized "
+        "to 299) between predictions and ground truth; lower is better; biased upward for n < 2048, compare "
+        "at equal n (fid_n)"
+    )
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        weights: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+    ):
+        weights_file = find_weights(INCEPTION_FID, weights)  # raises before anything is built
+        super().__init__(device, cache_dir=cache_dir, use_cache=use_cache)
+        self.weights_file = weights_file
+        self.model = build_fid_inception(weights_file).to(self.device)
+        self.extractor_id = (
+            f"fid:pytorch-fid-InceptionV3-pool3:resize299:{weights_file.name}:{file_sha256(weights_file)}"
+        )
+
+    @torch.no_grad()
+    def extract(self, images_u8: torch.Tensor) -> np.ndarray:
+        x = images_u8.to(self.device, torch.float32) / 255.0
+        pooled = self.model(x)[0]  # (N, 2048, 1, 1)
+        return pooled.flatten(1).cpu().numpy()

@@ -1,0 +1,129 @@
+"""The generator file: what inference, evaluation and ``init_from`` read from a run.
+
+Every checkpoint folder holds ``generator.pt`` (``gan_colorize.rundir.GENERATOR_FILE``), and
+``gan-colorize export`` copies it: a dict of plain types and tensors, so it loads with
+``torch.load(weights_only=True)`` and never unpickles arbitrary objects::
+
+    {"format": "gan-colorize-generator/1", "config": <resolved config dict>,
+     "state_dict": {...}, "step": int, "ema": bool}
+
+``state_dict`` is the EMA generator's when the run keeps one (it is what gets evaluated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from gan_colorize.config import Config, from_dict
+from gan_colorize.registry import GENERATORS
+from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
+
+FORMAT = "gan-colorize-generator/1"
+
+
+@dataclass
+class LoadedGenerator:
+    module: torch.nn.Module
+    config: Config
+    step: int
+    ema: bool
+    path: Path
+
+
+def save_generator(
+    path: str | Path, generator: torch.nn.Module, config: Config, step: int, ema: bool
+) -> Path:
+    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "state_dict": state,
+        "step": int(step),
+        "ema": bool(ema),
+    }
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def resolve_generator_file(path: str | Path) -> Path:
+    """A generator file, a checkpoint folder, or a run folder (its latest checkpoint)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / GENERATOR_FILE).is_file():
+        return path / GENERATOR_FILE
+    if path.is_dir():
+        latest = RunDir(path).latest_checkpoint()
+        if latest is not None:
+            return latest / GENERATOR_FILE
+        raise FileNotFoundError(
+            f"{path}: no {GENERATOR_FILE} and no complete checkpoint in {path}/checkpoints"
+        )
+    raise FileNotFoundError(f"checkpoint {path} does not exist")
+
+
+def read_generator_file(path: str | Path) -> dict:
+    path = resolve_generator_file(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable gan-colorize generator file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a gan-colorize generator file (expected format {FORMAT!r})")
+    payload["path"] = path
+    return payload
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Build the generator its config names and load its weights (strictly), in eval mode."""
+    payload = read_generator_file(path)
+    config = from_dict(payload["config"])
+    generator = GENERATORS.build(config.model.generator)
+    generator.load_state_dict(payload["state_dict"], strict=True)
+    generator.to(device).eval()
+    return LoadedGenerator(generator, config, payload["step"], payload["ema"], payload["path"])
+
+
+_codecs: dict[torch.device, torch.nn.Module] = {}
+
+
+def _codec(device: torch.device) -> torch.nn.Module:
+    from gan_colorize.color.bins import ABCodec
+
+    if device not in _codecs:
+        _codecs[device] = ABCodec().to(device)
+    return _codecs[device]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to a multiple (replicate where the image is too small to reflect)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def predict_ab_norm(
+    generator: torch.nn.Module, L_norm: torch.Tensor, temperature: float = 0.38
+) -> torch.Tensor:
+    """ab_norm (N,2,H,W) at L's resolution, whatever the generator's output kind.
+
+    "bins" generators (the Zhang classifier) are decoded with the annealed mean at ``temperature``
+    (Zhang et al. 2016, sec. 3.3) and upsampled bilinearly, as the released model does.
+    """
+    multiple = int(getattr(generator, "input_multiple", 1))
+    padded, (h, w) = pad_to_multiple(L_norm, multiple)
+    out = generator(padded)
+    if getattr(generator, "output_kind", "ab") == "bins":
+        from gan_colorize.color.lab import normalize_ab
+
+        ab = _codec(out.device).decode(out.float(), temperature=temperature)
+        out = normalize_ab(ab)
+    if out.shape[-2:] != padded.shape[-2:]:
+        out = F.interpolate(out.float(), size=padded.shape[-2:], mode="bilinear", align_corners=False)
+    return out[..., :h, :w].float()

@@ -1,0 +1,72 @@
+"""The training sample stream: a pure function of (seed, global batch number).
+
+Sample ``g`` of the run (counting over all processes) is item ``perm(seed, epoch)[g % N]`` of
+epoch ``g // N``, and the dataset draws its crop and flip from ``(seed, epoch, index)``. So the
+batch a process sees at optimizer step ``s`` depends on nothing but ``s``: resuming at step ``s``
+restarts the stream there, with any number of loader workers, and gives the same batches as an
+uninterrupted run. This is why the loader is not handed to ``accelerator.prepare``: its sharding
+and ``skip_first_batches`` would have to re-read the skipped batches, while here each rank takes
+its own slice of every global batch directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+class StreamBatchSampler(Sampler):
+    """Yields, forever, this rank's list of ``(epoch, index)`` keys for each global batch."""
+
+    def __init__(
+        self, dataset_len: int, batch_size: int, rank: int, world_size: int, seed: int, start_batch: int
+    ):
+        if dataset_len <= 0:
+            raise ValueError("the training set is empty")
+        self.n = dataset_len
+        self.batch_size = batch_size  # per process
+        self.rank = rank
+        self.world_size = world_size
+        self.seed = seed
+        self.start_batch = start_batch
+        self._perm_epoch = -1
+        self._perm: np.ndarray | None = None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(self.n)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def keys_for_batch(self, batch: int) -> list[tuple[int, int]]:
+        global_batch = self.batch_size * self.world_size
+        first = batch * global_batch + self.rank * self.batch_size
+        keys = []
+        for g in range(first, first + self.batch_size):
+            epoch, pos = divmod(g, self.n)
+            keys.append((epoch, int(self._permutation(epoch)[pos])))
+        return keys
+
+    def __iter__(self):
+        batch = self.start_batch
+        while True:
+            yield self.keys_for_batch(batch)
+            batch += 1
+
+    def __len__(self) -> int:  # infinite; DataLoader only needs this for len(), which we never call
+        return 2**62
+
+
+def make_loader(dataset, sampler: StreamBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+    # A private generator: creating the iterator must not draw from the global torch RNG, or a
+    # resumed run's dropout masks would differ from the uninterrupted run's.
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator(),
+    )

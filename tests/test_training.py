@@ -1,0 +1,198 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from gan_colorize.config import ConfigError, load_config
+from gan_colorize.models.io import load_generator, read_generator_file
+from gan_colorize.rundir import RunDir
+from gan_colorize.training import NonFiniteLossError, train
+from gan_colorize.training import loop as loop_module
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny"
+
+FAST = [
+    "data.size=32",
+    "data.batch_size=4",
+    "data.workers=0",
+    "data.crops_per_epoch=16",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.checkpoint_every=1000",
+    "train.deterministic=true",
+    "run.tensorboard=false",
+]
+
+
+def tiny(name: str, tmp_path: Path, *overrides: str):
+    return load_config(TINY / f"{name}.yaml", [*FAST, f"run.dir={tmp_path / name}", *overrides])
+
+
+def state(path: Path) -> dict:
+    return read_generator_file(path)["state_dict"]
+
+
+@pytest.mark.parametrize("name", ["regression", "classification", "unet_l1", "unet_gan"])
+def test_each_objective_writes_the_run_folder(name, tmp_path):
+    # one warm-up step (reconstruction only), then adversarial steps
+    run = train(tiny(name, tmp_path, "train.steps=3", "train.sample_every=3", "train.warmup_l1_steps=1"))
+    assert run.config.is_file()
+    rows = run.read_metrics()
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(v) for r in rows for k, v in r.items() if k.startswith("loss/"))
+    assert rows[-1]["images_per_s"] > 0
+    ((step, ckpt),) = run.list_checkpoints()
+    assert step == 3
+    loaded = load_generator(run.root)
+    assert loaded.step == 3 and loaded.ema
+    assert Image.open(run.sample_path(3)).size[0] == 3 * 32  # L | prediction | ground truth
+    if name == "classification":
+        prior = np.load(run.prior)
+        assert prior.shape == (313,) and abs(prior.sum() - 1) < 1e-6
+    if name == "unet_gan":
+        assert "loss/d" not in rows[0] and {"loss/d", "loss/g_adv", "loss/l1"} <= set(rows[-1])
+
+
+def test_finished_run_returns_at_once_and_fresh_run_refuses_to_overwrite(tmp_path):
+    cfg = tiny("unet_l1", tmp_path, "train.steps=2")
+    run = train(cfg)
+    before = run.metrics.read_text()
+    train(cfg, resume="latest")
+    assert run.metrics.read_text() == before
+    with pytest.raises(ConfigError, match="already has checkpoints"):
+        train(cfg)
+
+
+def test_single_crop_overfit_loss_falls(tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    from skimage import data
+
+    Image.fromarray(data.astronaut()[100:164, 180:244]).save(folder / "crop.png")
+    cfg = tiny(
+        "unet_l1",
+        tmp_path,
+        f"data.train={folder}",
+        "data.eval=builtin:skimage",
+        "data.crop=random",
+        "data.hflip=false",
+        "data.size=64",
+        "data.min_chroma=0",
+        "train.steps=150",
+        "train.lr_g=2e-3",
+        "train.log_every=10",
+        "data.eval_fraction=0",
+    )
+    run = train(cfg)
+    losses = [r["loss/l1"] for r in run.read_metrics()]
+    assert losses[-1] < 0.25 * losses[0], losses
+
+
+def _interrupt_at(monkeypatch, at_step: int):
+    original = loop_module._Window.add
+
+    def add(self, terms, step):
+        original(self, terms, step)
+        if step == at_step:
+            os.kill(os.getpid(), signal.SIGINT)  # the real handler: checkpoint at the end of this step
+
+    monkeypatch.setattr(loop_module._Window, "add", add)
+
+
+def test_interrupted_gan_run_resumes_to_identical_weights(tmp_path, monkeypatch):
+    overrides = ["train.steps=6", "train.checkpoint_every=100"]
+    straight = train(tiny("unet_gan", tmp_path / "a", *overrides))
+
+    _interrupt_at(monkeypatch, 3)
+    cfg = tiny("unet_gan", tmp_path / "b", *overrides)
+    run = train(cfg)
+    assert [s for s, _ in run.list_checkpoints()] == [3]
+    monkeypatch.undo()
+    resumed = train(cfg, resume="latest")
+
+    a, b = straight.latest_checkpoint(), resumed.latest_checkpoint()
+    assert a.name == b.name == "step_00000006"
+    for ga, gb in zip(state(a / "generator.pt").values(), state(b / "generator.pt").values()):
+        assert torch.equal(ga, gb)
+    for model_file in ("model.safetensors", "model_1.safetensors"):  # G and D as accelerate saved them
+        sa, sb = load_file(a / model_file), load_file(b / model_file)
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_non_finite_loss_stops_with_step_and_term(tmp_path, monkeypatch):
+    from gan_colorize.training import objectives
+
+    original = objectives.RegressionObjective.generator_terms
+
+    def poisoned(self, out, batch, step):
+        terms = original(self, out, batch, step)
+        if step == 4:
+            terms["l1"] = terms["l1"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(objectives.RegressionObjective, "generator_terms", poisoned)
+    cfg = tiny("unet_l1", tmp_path, "train.steps=8", "train.checkpoint_every=2", "train.log_every=3")
+    # the update at loop index 4 is step 5 in checkpoint numbering; step_00000004 is the last good one
+    with pytest.raises(NonFiniteLossError, match=r"'l1' became non-finite at step 5.*step_00000004"):
+        train(cfg)
+    run = RunDir(cfg.run.dir)
+    assert [s for s, _ in run.list_checkpoints()] == [2, 4]  # nothing written after the bad step
+    assert all(torch.isfinite(t).all() for t in state(run.latest_checkpoint() / "generator.pt").values())
+
+
+def test_gradient_accumulation_is_rejected_for_gan(tmp_path):
+    with pytest.raises(ConfigError, match="grad_accum"):
+        train(tiny("unet_gan", tmp_path, "train.grad_accum=2"))
+
+
+def test_gradient_accumulation_runs_for_regression(tmp_path):
+    run = train(tiny("unet_l1", tmp_path, "train.steps=2", "train.grad_accum=2"))
+    assert run.read_metrics()[-1]["step"] == 2
+
+
+def test_missing_perceptual_weights_fail_before_any_step(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    from gan_colorize.weights import MissingWeightsError
+
+    cfg = tiny("unet_gan", tmp_path, "loss.lambda_perc=1.0", "loss.perceptual={type: vgg16}", "train.steps=2")
+    with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth"):
+        train(cfg)
+    assert not RunDir(cfg.run.dir).metrics.exists()
+
+
+@pytest.mark.slow
+def test_two_process_gan_run_keeps_replicas_identical(tmp_path):
+    run_dir = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(REPO / "train.py"),
+        "--config",
+        str(TINY / "unet_gan.yaml"),
+        "--run-dir",
+        str(run_dir),
+        *sum((["--set", o] for o in FAST + ["train.steps=4", "train.checkpoint_every=2"]), []),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = RunDir(run_dir)
+    for _, ckpt in run.list_checkpoints():
+        replicas = json.loads((ckpt / "replicas.json").read_text())
+        assert len(replicas) == 2 and replicas[0] == replicas[1], replicas
+    assert run.read_metrics()[-1]["step"] == 4

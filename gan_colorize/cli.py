@@ -14,6 +14,12 @@ from gan_colorize import __version__
 COMMANDS = [
     "data",
     "train",
+    "evaluate",
+    "report",
+    "experiment",
+    "colorize",
+    "export",
+    "check_discriminator",
 ]
 
 

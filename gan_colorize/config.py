@@ -51,7 +51,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     generator: dict = field(default_factory=lambda: {"type": "unet"})
-    discriminator: dict | None = None  # needed by the gan objective only
+    discriminator: dict | None = field(default_factory=lambda: {"type": "patchgan"})  # gan objective only
     init_from: str | None = None  # generator init: a released eccv16 file or a run's checkpoint
     freeze_encoder_steps: int = 0  # keep the initialised encoder frozen for the first N steps
 
@@ -88,7 +88,9 @@ class TrainConfig:
     ema_start: int = 0
     grad_accum: int = 1
     grad_clip: float = 0.0  # 0: off
-    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's names)
+    # no | bf16 | fp16 (accelerate's names); null: what `accelerate launch --mixed_precision` or the
+    # accelerate config says (else no). Quote "no" in YAML: a bare no is read as false.
+    mixed_precision: str | None = None
     channels_last: bool = True
     compile: bool = False
     compile_mode: str = "default"  # default | reduce-overhead | max-autotune
@@ -130,7 +132,8 @@ class Config:
         _one_of("loss.gan_mode", self.loss.gan_mode, ("vanilla", "lsgan", "hinge"))
         _one_of("loss.prior", self.loss.prior, ("train", "imagenet"))
         _one_of("data.crop", self.data.crop, ("random_resized", "random"))
-        _one_of("train.mixed_precision", self.train.mixed_precision, ("no", "bf16", "fp16"))
+        if self.train.mixed_precision is not None:
+            _one_of("train.mixed_precision", self.train.mixed_precision, ("no", "bf16", "fp16"))
         _one_of("train.lr_schedule", self.train.lr_schedule, ("constant", "linear_decay"))
         _one_of("train.compile_mode", self.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))
         if self.loss.objective == "gan" and not self.model.discriminator:
@@ -188,6 +191,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return float(value)
         except ValueError:
             pass
+    if tp is str and isinstance(value, bool):
+        raise ConfigError(
+            f"{where}: got {value!r}; YAML reads yes/no/on/off/true/false as booleans: quote the word ('\"no\"')"
+        )
     if tp is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp is int and isinstance(value, bool):

@@ -1,13 +1,13 @@
 """The run folder: the unit of work. Its layout is defined here and nowhere else.
 
-    RUN/
-      config.yaml            resolved config (reproduces the run)
-      prior.npy              classification runs: the training-set prior over the 313 bins
-      metrics.jsonl          one JSON object per logged step (losses, images/s, learning rates)
-      samples/step_XXXXXXXX.png   L | prediction | ground truth grids
-      checkpoints/step_XXXXXXXX/  accelerate save_state + generator.pt (inference export)
-      logs/                  tensorboard, when installed
-      eval/<dataset>/        predictions/*.png and metrics.json
+RUN/
+  config.yaml            resolved config (reproduces the run)
+  prior.npy              classification runs: the training-set prior over the 313 bins
+  metrics.jsonl          one JSON object per logged step (losses, images/s, learning rates)
+  samples/step_XXXXXXXX.png   L | prediction | ground truth grids
+  checkpoints/step_XXXXXXXX/  accelerate save_state + generator.pt (inference export)
+  logs/                  tensorboard, when installed
+  eval/<dataset>/        predictions/*.png and metrics.json
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# Tests run tiny tensors: with two threads each small convolution pays more in synchronisation than
+# it gains (about 10x slower on the 2-core CI machines). Subprocesses set OMP_NUM_THREADS themselves.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def no_network(monkeypatch):

@@ -53,7 +53,7 @@ def test_wrong_values_are_rejected(override, message):
 
 def test_gan_without_discriminator_is_an_error():
     with pytest.raises(ConfigError, match="model.discriminator"):
-        load_config(None, ["loss.objective=gan"])
+        load_config(None, ["loss.objective=gan", "model.discriminator=null"])
 
 
 def test_bad_override_syntax():

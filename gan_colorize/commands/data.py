@@ -1,4 +1,4 @@
-"""``gan-colorize data inspect PATH``."""
+"""``gan-colorize data inspect PATH [--json]``: what a dataset holds and what training would use."""
 
 from __future__ import annotations
 
@@ -6,16 +6,36 @@ import argparse
 import json
 import sys
 
+from gan_colorize.config import DataConfig
+
 NAME = "data"
-HELP = "look at a dataset: image counts, sizes, greyscale and unreadable files"
+HELP = "look at a dataset: image counts, sizes, modes, greyscale and unreadable files"
+EXIT_MISSING = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    inspect = sub.add_parser("inspect", help="summarise an image folder or builtin:skimage")
-    inspect.add_argument("path", help="an image folder (searched recursively) or builtin:skimage")
+    inspect = sub.add_parser(
+        "inspect",
+        help="summarise an image folder (recursive), an image file or builtin:skimage",
+        description="Decode every image once and report what training would use of them.",
+    )
     inspect.add_argument(
-        "--min-chroma", type=float, default=4.0, help="99th-percentile chroma below which an image is greyscale"
+        "path", help="an image folder (searched recursively), an image file, or builtin:skimage"
+    )
+    inspect.add_argument(
+        "--min-chroma",
+        type=float,
+        default=DataConfig.min_chroma,
+        help="99th-percentile chroma (Lab) below which an image is greyscale (data.min_chroma; "
+        "default %(default)s)",
+    )
+    inspect.add_argument(
+        "--eval-fraction",
+        type=float,
+        default=DataConfig.eval_fraction,
+        help="share of a folder held out for evaluation by the stable hash split (data.eval_fraction; "
+        "default %(default)s)",
     )
     inspect.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
@@ -24,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from gan_colorize.data.inspect import render, summarize
 
     try:
-        summary = summarize(args.path, args.min_chroma)
+        summary = summarize(args.path, args.min_chroma, args.eval_fraction, progress=not args.json)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {exc} (give an image folder, an image file or builtin:skimage)", file=sys.stderr)
+        return EXIT_MISSING
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -41,5 +41,9 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    done = run_dir.list_checkpoints()[-1][0] if run_dir.list_checkpoints() else 0
+    if done < config.train.steps:
+        print(f"stopped at step {done} of {config.train.steps}; continue with --resume latest", file=sys.stderr)
+        return 130  # the shell's code for "ended by Ctrl-C"
     print(f"run folder: {run_dir.root}")
     return 0

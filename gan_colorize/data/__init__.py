@@ -10,5 +10,11 @@ from gan_colorize.data.dataset import (  # noqa: F401
     build_datasets,
     eval_transform,
 )
-from gan_colorize.data.decode import BadImageError, load_image_keep_alpha, load_rgb  # noqa: F401
-from gan_colorize.data.files import list_image_files  # noqa: F401
+from gan_colorize.data.decode import (  # noqa: F401
+    BadImageError,
+    chroma_level,
+    chroma_std,
+    load_image_keep_alpha,
+    load_rgb,
+)
+from gan_colorize.data.files import list_image_files, split_files  # noqa: F401

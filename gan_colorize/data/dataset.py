@@ -1,18 +1,23 @@
 """Training and evaluation datasets. Workers decode and crop; items are uint8 RGB tensors
-(3, S, S), and the conversion to Lab happens batched on the training device.
+(3, S, S), and the conversion to Lab happens batched on the training device
+(``gan_colorize.color.lab.uint8_to_lab_norm``). Equal-sized uint8 items need no custom collate.
 
-Training items are addressed by ``(epoch, index)``: the crop and the flip are drawn from
-``np.random.default_rng([seed, epoch, index])``, so an item is the same in any worker and any
-process, which is what makes a resumed run identical to an uninterrupted one.
+Training items are addressed by ``(epoch, index)`` (a plain ``index`` means epoch 0): the crop and
+the flip are drawn from ``np.random.default_rng([seed, epoch, index])``, so an item is the same in
+any worker and any process, which is what makes a resumed run identical to an uninterrupted one
+(``gan_colorize.training.stream``).
 
-The evaluation protocol (also in ``eval/README.md``): resize the shorter side to S (bicubic, with
-PIL's antialiasing), centre-crop S x S. ``builtin:skimage`` holds out one photo (``chelsea``) and
-serves a grid of S x S crops of it, resized so that its shorter side is 4 S.
+The evaluation protocol (also in ``eval/README.md`` and ``gan_colorize.evaluation.protocol``):
+resize the shorter side to S with PIL's bicubic filter (antialiased: its support widens with the
+downscale factor; the longer side is rounded to the nearest pixel), then crop the centre S x S
+(offset ``(W - S) // 2``, ``(H - S) // 2``). ``builtin:skimage`` instead holds out one photo
+(``chelsea``) and serves the grid of S x S crops of it resized to a shorter side of 4 S.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,17 +25,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_colorize.data.decode import BadImageError, chroma_level, load_rgb
-from gan_colorize.data.files import list_image_files, split_files
+from gan_colorize.config import DataConfig
+from gan_colorize.data.decode import BadImageError, ImageReader, probe_file, to_rgb_image
+from gan_colorize.data.files import default_cache_path, list_image_files, relative_name, split_files
 
 log = logging.getLogger(__name__)
 
 BUILTIN = "builtin:skimage"
-# chelsea is held out: a subject (a cat) and palette that no training photo shares, so the score
+# chelsea is held out: a subject (a cat) and a palette that no training photo shares, so its score
 # measures generalisation; the two motorcycle views are near duplicates and must stay together.
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle_left", "motorcycle_right")
 BUILTIN_EVAL = ("chelsea",)
 EVAL_GRID_SCALE = 4  # the held-out photo's shorter side becomes 4 S: 4 rows of S x S crops
+CROP_MODES = ("random_resized", "random")
+# RandomResizedCrop's aspect-ratio range (torchvision's default, from Szegedy et al. 2015's
+# Inception training) and its number of tries before the centre-crop fallback.
+ASPECT_RANGE = (3 / 4, 4 / 3)
+CROP_TRIES = 10
+# Pillow's reducing_gap: shrink by an integer factor with a box filter first when the scale
+# factor exceeds 3; its docs call the result indistinguishable from exact resampling, and it is
+# several times faster for large photos. Training crops only: the evaluation transform is exact.
+TRAIN_REDUCING_GAP = 3.0
 
 
 class DatasetError(ValueError):
@@ -38,15 +53,22 @@ class DatasetError(ValueError):
 
 
 # ---------------------------------------------------------------- transforms
-def to_tensor(img: Image.Image) -> torch.Tensor:
+def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
+    """RGB (H, W, 3) -> uint8 tensor (3, H, W), contiguous and writable."""
     return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
-def resize_shorter(img: Image.Image, side: int) -> Image.Image:
-    w, h = img.size
+def shorter_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(W, H) scaled so that the shorter side is ``side``; the longer one rounded to nearest."""
+    w, h = size
     scale = side / min(w, h)
-    new = (max(side, round(w * scale)), max(side, round(h * scale)))
-    return img if new == img.size else img.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return max(side, round(w * scale)), max(side, round(h * scale))
+
+
+def resize_shorter(img: Image.Image, side: int) -> Image.Image:
+    """Shorter side to ``side`` (bicubic, antialiased); exact (no reducing_gap)."""
+    new = shorter_side_size(img.size, side)
+    return img if new == img.size else img.resize(new, Image.Resampling.BICUBIC)
 
 
 def eval_transform(img: Image.Image, size: int) -> Image.Image:
@@ -57,36 +79,103 @@ def eval_transform(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def random_crop(
-    img: Image.Image, size: int, rng: np.random.Generator, mode: str, scale: tuple[float, float], hflip: bool
-) -> Image.Image:
-    """A training crop. ``random``: a size x size window at native scale; ``random_resized``: a window
-    of area fraction U(scale) and aspect ratio log-U(3/4, 4/3) (torchvision's RandomResizedCrop)
-    resized to size x size. Images smaller than the crop are upscaled (shorter side to size) first."""
-    if min(img.size) < size:
-        img = resize_shorter(img, size)
-    w, h = img.size
-    if mode == "random":
-        cw = ch = size
+@dataclass(frozen=True)
+class CropPlan:
+    """A training crop of an image of ``full`` = (W, H) pixels: the region ``box`` = (left, top,
+    right, bottom) in those pixels (fractional when the image is upscaled), resized to ``size``
+    square, then mirrored when ``flip``."""
+
+    full: tuple[int, int]
+    box: tuple[float, float, float, float]
+    size: int
+    flip: bool
+
+    def decode_size(self) -> tuple[int, int] | None:
+        """The smallest decode of the image that keeps the crop at >= ``size`` pixels, for
+        JPEG DCT scaling (None: no saving possible)."""
+        left, top, right, bottom = self.box
+        shrink = min(right - left, bottom - top) / self.size
+        if shrink < 2:  # DCT scaling halves at least
+            return None
+        w, h = self.full
+        return math.ceil(w / shrink), math.ceil(h / shrink)
+
+    def apply(self, img: Image.Image, scale: float | None = None) -> Image.Image:
+        """Crop, resize and flip ``img``: the image, or the image decoded at ``scale`` (JPEG DCT
+        scaling maps pixel x to x * scale exactly; by default the ratio of the sizes)."""
+        sx, sy = (scale, scale) if scale else (img.width / self.full[0], img.height / self.full[1])
+        box = (self.box[0] * sx, self.box[1] * sy, self.box[2] * sx, self.box[3] * sy)
+        if box[2] - box[0] == self.size == box[3] - box[1] and all(float(v).is_integer() for v in box):
+            out = img.crop(tuple(int(v) for v in box))  # a native-scale window: no resampling
+        else:
+            out = img.resize(
+                (self.size, self.size), Image.Resampling.BICUBIC, box=box, reducing_gap=TRAIN_REDUCING_GAP
+            )
+        return out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if self.flip else out
+
+
+def _random_resized_window(w: int, h: int, rng: np.random.Generator, scale) -> tuple[int, int, int, int]:
+    """(left, top, width, height): RandomResizedCrop's sampling (area fraction ~ U(scale), aspect
+    ~ log-U(3/4, 4/3), up to 10 tries, then the largest centred window of allowed aspect)."""
+    log_lo, log_hi = math.log(ASPECT_RANGE[0]), math.log(ASPECT_RANGE[1])
+    for _ in range(CROP_TRIES):
+        area = w * h * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_lo, log_hi))
+        cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1)), cw, ch
+    if w / h < ASPECT_RANGE[0]:
+        cw, ch = w, round(w / ASPECT_RANGE[0])
+    elif w / h > ASPECT_RANGE[1]:
+        cw, ch = round(h * ASPECT_RANGE[1]), h
     else:
-        area = w * h * rng.uniform(*scale)
-        ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-        cw = int(round(min(w, max(size // 4, np.sqrt(area * ratio)))))
-        ch = int(round(min(h, max(size // 4, np.sqrt(area / ratio)))))
-    left = int(rng.integers(0, w - cw + 1))
-    top = int(rng.integers(0, h - ch + 1))
-    crop = img.crop((left, top, left + cw, top + ch))
-    if crop.size != (size, size):
-        crop = crop.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    if hflip and rng.random() < 0.5:
-        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return crop
+        cw, ch = w, h
+    return (w - cw) // 2, (h - ch) // 2, cw, ch
+
+
+def draw_crop(
+    full: tuple[int, int], size: int, rng: np.random.Generator, mode: str, scale, hflip: bool
+) -> CropPlan:
+    """A training crop of an image of ``full`` = (W, H) pixels, drawn from ``rng``.
+
+    ``random``: a ``size`` x ``size`` window at native scale; ``random_resized``: see
+    :func:`_random_resized_window`, resized to ``size``. An image whose shorter side is below
+    ``size`` is first (virtually) upscaled to a shorter side of ``size``; the window is drawn in
+    that frame and mapped back, so the pixels are resampled once.
+    """
+    w, h = full
+    vw, vh = shorter_side_size(full, size) if min(full) < size else full
+    if mode == "random":
+        left, top = int(rng.integers(0, vw - size + 1)), int(rng.integers(0, vh - size + 1))
+        cw = ch = size
+    elif mode == "random_resized":
+        left, top, cw, ch = _random_resized_window(vw, vh, rng, scale)
+    else:
+        raise ValueError(f"crop mode {mode!r} is not one of {CROP_MODES}")
+    flip = bool(hflip and rng.random() < 0.5)
+    sx, sy = w / vw, h / vh
+    if (sx, sy) == (1.0, 1.0):
+        return CropPlan(full, (left, top, left + cw, top + ch), size, flip)
+    return CropPlan(full, (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy), size, flip)
 
 
 def split_key(key) -> tuple[int, int]:
+    """``(epoch, index)`` or ``index`` (epoch 0) -> (epoch, index)."""
     if isinstance(key, (tuple, list)):
-        return int(key[0]), int(key[1])
+        epoch, index = key
+        return int(epoch), int(index)
     return 0, int(key)
+
+
+def _check_crop_args(size: int, crop: str, scale) -> tuple[float, float]:
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop {crop!r} is not one of {CROP_MODES}")
+    lo, hi = (float(v) for v in scale)
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"scale must satisfy 0 < lo <= hi <= 1, got {tuple(scale)}")
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return lo, hi
 
 
 # ---------------------------------------------------------------- screening
@@ -104,77 +193,70 @@ class Screening:
 
 
 def screen(files: list[Path], min_chroma: float, max_bad_fraction: float, where: str) -> Screening:
-    """Decode every file once: unreadable files are skipped with a warning naming them; images
-    without chroma are left out as greyscale (Zhang et al. removed greyscale ImageNet images);
-    more than ``max_bad_fraction`` unreadable stops here, before any training."""
+    """Decode every file once (small: JPEG DCT scaling): unreadable files are skipped with a
+    warning naming them; images whose :func:`~gan_colorize.data.decode.chroma_level` is below
+    ``min_chroma`` are left out as greyscale (Zhang et al. 2016 removed ImageNet's greyscale
+    images too: a greyscale target teaches the model to give no colour); more than
+    ``max_bad_fraction`` unreadable stops here, before any training."""
     result = Screening()
     for path in files:
         try:
-            rgb = load_rgb(path)
+            probe = probe_file(path)
         except BadImageError as exc:
-            log.warning("skipping %s", exc)
+            log.warning("skipping unreadable image %s", exc)
             result.skipped.append((path, exc.reason))
             continue
-        if min_chroma > 0 and chroma_level(rgb) < min_chroma:
-            result.greyscale.append(path)
-        else:
-            result.usable.append(path)
+        (result.greyscale if probe.chroma < min_chroma else result.usable).append(path)
     if result.skipped:
         log.warning("%s: %d of %d files unreadable", where, len(result.skipped), result.total)
     if result.greyscale:
-        log.info("%s: %d greyscale images left out of colour training", where, len(result.greyscale))
+        log.info("%s: %d greyscale images left out", where, len(result.greyscale))
     if result.total and len(result.skipped) / result.total > max_bad_fraction:
-        first = "; ".join(f"{p.name}: {r}" for p, r in result.skipped[:5])
+        first = "; ".join(f"{p}: {r}" for p, r in result.skipped[:5])
+        more = f" (and {len(result.skipped) - 5} more)" if len(result.skipped) > 5 else ""
         raise DatasetError(
             f"{where}: {len(result.skipped)} of {result.total} files are unreadable, more than "
-            f"data.max_bad_fraction={max_bad_fraction}; first: {first}"
+            f"data.max_bad_fraction={max_bad_fraction}: {first}{more}"
         )
     return result
 
 
-# ---------------------------------------------------------------- datasets
-class _CropSource(torch.utils.data.Dataset):
-    """Items ``(epoch, index)`` -> a random crop of image ``index``; subclasses load the image."""
+# ---------------------------------------------------------------- training datasets
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """Random training crops from a folder tree of images, screened at construction.
 
-    def __init__(self, size: int, crop: str, scale, hflip: bool, seed: int):
-        self.size, self.crop, self.scale, self.hflip, self.seed = size, crop, tuple(scale), hflip, seed
-
-    def image(self, index: int) -> Image.Image:
-        raise NotImplementedError
-
-    def __getitem__(self, key) -> torch.Tensor:
-        epoch, index = split_key(key)
-        rng = np.random.default_rng([self.seed, epoch, index])
-        img = self.image(index)
-        return to_tensor(random_crop(img, self.size, rng, self.crop, self.scale, self.hflip))
-
-
-class ImageFolderDataset(_CropSource):
-    """Random training crops from a folder tree of images (screened at construction)."""
+    ``.files``: the usable colour images (sorted); ``.skipped``: (path, reason) of unreadable
+    files; ``.greyscale``: paths left out as greyscale. ``len()`` is the epoch length.
+    """
 
     def __init__(
         self,
         root: str | Path,
         size: int,
-        crop: str = "random_resized",
-        scale=(0.35, 1.0),
-        hflip: bool = True,
+        crop: str = DataConfig.crop,
+        scale=(0.35, 1.0),  # DataConfig.scale's default
+        hflip: bool = DataConfig.hflip,
         seed: int = 0,
         files: list[Path] | None = None,
-        min_chroma: float = 4.0,
-        max_bad_fraction: float = 0.05,
+        min_chroma: float = DataConfig.min_chroma,
+        max_bad_fraction: float = DataConfig.max_bad_fraction,
         screening: Screening | None = None,
     ):
-        super().__init__(size, crop, scale, hflip, seed)
-        self.root = Path(root)
+        self.scale = _check_crop_args(size, crop, scale)
+        self.root, self.size, self.crop, self.hflip, self.seed = Path(root), size, crop, hflip, seed
         if screening is None:
-            files = list_image_files(self.root) if files is None else files
+            files = list_image_files(self.root) if files is None else list(files)
+            if not files:
+                raise DatasetError(f"{self.root}: no image files (looked for {', '.join(_extensions())})")
             screening = screen(files, min_chroma, max_bad_fraction, str(self.root))
         self.screening = screening
         self.files = list(screening.usable)
         if not self.files:
-            raise DatasetError(f"{self.root}: no usable colour image ({screening.total} files looked at)")
-        self._warned: set[int] = set()
+            raise DatasetError(
+                f"{self.root}: no usable colour image among {screening.total} files "
+                f"({len(screening.greyscale)} greyscale, {len(screening.skipped)} unreadable)"
+            )
+        self._warned: set[Path] = set()
 
     @property
     def skipped(self) -> list[tuple[Path, str]]:
@@ -187,19 +269,38 @@ class ImageFolderDataset(_CropSource):
     def __len__(self) -> int:
         return len(self.files)
 
-    def image(self, index: int) -> Image.Image:
-        for attempt in range(len(self.files)):
-            i = (index + attempt) % len(self.files)
+    def _crop_file(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
+        with ImageReader(path) as reader:
+            plan = draw_crop(reader.size, self.size, rng, self.crop, self.scale, self.hflip)
+            img = to_rgb_image(reader.decode(plan.decode_size()), path)
+        return to_tensor(plan.apply(img, reader.scale))
+
+    def __getitem__(self, key) -> torch.Tensor:
+        epoch, index = split_key(key)
+        n = len(self.files)
+        for attempt in range(n):
+            # a file that became unreadable after screening is replaced by the next one, with
+            # its own deterministic draw: (epoch, index) still gives the same item everywhere
+            path = self.files[(index + attempt) % n]
+            rng = np.random.default_rng([self.seed, epoch, index] + ([attempt] if attempt else []))
             try:
-                return Image.fromarray(load_rgb(self.files[i]))
-            except BadImageError as exc:  # the file changed after screening: use the next one
-                if i not in self._warned:
-                    self._warned.add(i)
-                    log.warning("using another image instead of %s", exc)
-        raise DatasetError(f"{self.root}: no image can be read any more")
+                return self._crop_file(path, rng)
+            except BadImageError as exc:
+                if path not in self._warned:
+                    self._warned.add(path)
+                    log.warning("image unreadable since screening, another one used instead: %s", exc)
+        raise DatasetError(f"{self.root}: none of the {n} screened images can be read any more")
+
+
+def _extensions() -> tuple[str, ...]:
+    from gan_colorize.data.files import IMAGE_EXTENSIONS
+
+    return IMAGE_EXTENSIONS
 
 
 def _skimage_photo(name: str) -> np.ndarray:
+    """A colour photograph shipped inside the scikit-image wheel (skimage/data/*.png|jpg): no
+    download, unlike skimage.data's pooch-fetched extras."""
     from skimage import data
 
     if name.startswith("motorcycle_"):
@@ -208,68 +309,95 @@ def _skimage_photo(name: str) -> np.ndarray:
     return getattr(data, name)()
 
 
-class BuiltinSkimage(_CropSource):
-    """``builtin:skimage``: the six colour photographs inside the scikit-image wheel (no download).
+class BuiltinSkimage(torch.utils.data.Dataset):
+    """``builtin:skimage``: the six colour photographs inside the scikit-image wheel.
 
-    ``split="train"``: ``crops_per_epoch`` random crops per epoch over five photos;
-    ``split="eval"``: the grid of crops of the held-out photo (see the module docstring).
+    ``split="train"``: ``crops_per_epoch`` random crops per epoch over the five training photos
+    (item ``index`` crops photo ``index % 5``; ``(epoch, index)`` as for image folders).
+    ``split="eval"``: the held-out photo, as ``{"name", "rgb"}`` items: ``eval_view="grid"`` (the
+    default, the demo's protocol) the row-major grid of non-overlapping ``size`` crops of it resized
+    to a shorter side of ``EVAL_GRID_SCALE * size`` (named ``chelsea_r{row}c{col}``);
+    ``eval_view="protocol"`` the single image of the folder protocol (:func:`eval_transform`).
     """
 
     def __init__(
         self,
         split: str,
         size: int,
-        crops_per_epoch: int = 1024,
-        crop: str = "random_resized",
-        scale=(0.35, 1.0),
-        hflip: bool = True,
+        crops_per_epoch: int = DataConfig.crops_per_epoch,
+        crop: str = DataConfig.crop,
+        scale=(0.35, 1.0),  # DataConfig.scale's default
+        hflip: bool = DataConfig.hflip,
         seed: int = 0,
+        eval_view: str = "grid",
     ):
-        super().__init__(size, crop, scale, hflip, seed)
         if split not in ("train", "eval"):
-            raise ValueError(f"split must be train or eval, got {split!r}")
-        self.split = split
+            raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+        if eval_view not in ("grid", "protocol"):
+            raise ValueError(f"eval_view must be 'grid' or 'protocol', got {eval_view!r}")
+        self.scale = _check_crop_args(size, crop, scale)
+        self.split, self.size, self.crop, self.hflip, self.seed = split, size, crop, hflip, seed
         self.names = BUILTIN_TRAIN if split == "train" else BUILTIN_EVAL
         self.photos = [Image.fromarray(_skimage_photo(n)) for n in self.names]
         self.crops_per_epoch = crops_per_epoch
-        self.grid = self._eval_grid() if split == "eval" else []
+        self.items: list[tuple[str, Image.Image]] = []
+        if split == "eval":
+            self.items = self._eval_grid() if eval_view == "grid" else self._eval_protocol()
+
+    def _eval_protocol(self) -> list[tuple[str, Image.Image]]:
+        return [(name, eval_transform(photo, self.size)) for name, photo in zip(self.names, self.photos)]
 
     def _eval_grid(self) -> list[tuple[str, Image.Image]]:
+        s = self.size
         crops = []
         for name, photo in zip(self.names, self.photos):
-            big = resize_shorter(photo, EVAL_GRID_SCALE * self.size)
-            w, h = big.size
-            cols, rows = w // self.size, h // self.size
-            x0, y0 = (w - cols * self.size) // 2, (h - rows * self.size) // 2
+            big = resize_shorter(photo, EVAL_GRID_SCALE * s)
+            cols, rows = big.width // s, big.height // s
+            x0, y0 = (big.width - cols * s) // 2, (big.height - rows * s) // 2  # grid centred
             for r in range(rows):
                 for c in range(cols):
-                    box = (
-                        x0 + c * self.size,
-                        y0 + r * self.size,
-                        x0 + (c + 1) * self.size,
-                        y0 + (r + 1) * self.size,
-                    )
+                    box = (x0 + c * s, y0 + r * s, x0 + (c + 1) * s, y0 + (r + 1) * s)
                     crops.append((f"{name}_r{r}c{c}", big.crop(box)))
         return crops
 
     def __len__(self) -> int:
-        return self.crops_per_epoch if self.split == "train" else len(self.grid)
-
-    def image(self, index: int) -> Image.Image:
-        return self.photos[index % len(self.photos)]
+        return self.crops_per_epoch if self.split == "train" else len(self.items)
 
     def __getitem__(self, key):
-        if self.split == "train":
-            return super().__getitem__(key)
-        name, img = self.grid[split_key(key)[1]]
-        return {"name": name, "rgb": to_tensor(img)}
+        epoch, index = split_key(key)
+        if self.split == "eval":
+            name, img = self.items[index]
+            return {"name": name, "rgb": to_tensor(img)}
+        photo = self.photos[index % len(self.photos)]
+        rng = np.random.default_rng([self.seed, epoch, index])
+        return to_tensor(
+            draw_crop(photo.size, self.size, rng, self.crop, self.scale, self.hflip).apply(photo)
+        )
+
+
+# ---------------------------------------------------------------- evaluation images
+def _unique_names(root: Path, files: list[Path]) -> list[str]:
+    """Relative path without extension, ``/`` -> ``__``; where two files would share a name
+    (``x.jpg`` and ``x.png``) both keep their extension (``x_jpg``, ``x_png``)."""
+    stems = [relative_name(f, root).rsplit(".", 1)[0].replace("/", "__") for f in files]
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    return [
+        stem if counts[stem] == 1 else f"{stem}_{f.suffix.lstrip('.').lower()}"
+        for stem, f in zip(stems, files)
+    ]
 
 
 class EvalImages(torch.utils.data.Dataset):
-    """Evaluation images under the protocol: items ``{"name": str, "rgb": uint8 (3, S, S)}``.
+    """Evaluation images under the protocol (module docstring): ``{"name": str, "rgb": uint8
+    (3, S, S)}``, names unique.
 
-    ``spec``: ``builtin:skimage`` (the held-out photo's crops) or a folder (every usable image, or
-    ``files`` when given); names are the relative paths without extension, ``/`` -> ``__``.
+    ``spec``: ``builtin:skimage`` (the held-out photo's grid of crops) or a folder / single image
+    file (every usable image, or ``files`` when given), screened as the training set is: unreadable
+    files skipped with a warning, greyscale ones left out, ``DatasetError`` above
+    ``max_bad_fraction``. A file that fails after screening raises :class:`BadImageError`: the
+    evaluation set is never silently changed.
     """
 
     def __init__(
@@ -277,61 +405,78 @@ class EvalImages(torch.utils.data.Dataset):
         spec: str,
         size: int,
         files: list[Path] | None = None,
-        min_chroma: float = 4.0,
-        max_bad_fraction: float = 0.05,
+        min_chroma: float = DataConfig.min_chroma,
+        max_bad_fraction: float = DataConfig.max_bad_fraction,
     ):
-        self.spec, self.size = spec, size
-        if spec == BUILTIN:
+        self.spec, self.size = str(spec), size
+        self.builtin: BuiltinSkimage | None = None
+        self.files: list[Path] = []
+        self.names: list[str] = []
+        if self.spec == BUILTIN:
             self.builtin = BuiltinSkimage("eval", size)
-            self.files = []
+            self.names = [name for name, _ in self.builtin.items]
             return
-        self.builtin = None
-        root = Path(spec)
-        files = list_image_files(root) if files is None else files
-        self.files = screen(files, min_chroma, max_bad_fraction, f"{root} (evaluation)").usable
+        self.root = Path(spec)
+        files = list_image_files(self.root) if files is None else list(files)
+        self.screening = screen(files, min_chroma, max_bad_fraction, f"{self.root} (evaluation)")
+        self.files = self.screening.usable
         if not self.files:
-            raise DatasetError(f"{root}: no usable colour image for evaluation")
-        self.root = root
-        self.names = [self._name(f) for f in self.files]
-
-    def _name(self, path: Path) -> str:
-        rel = path.relative_to(self.root) if self.root.is_dir() else Path(path.name)
-        return rel.with_suffix("").as_posix().replace("/", "__")
+            raise DatasetError(f"{self.root}: no usable colour image for evaluation among {len(files)} files")
+        self.names = _unique_names(self.root, self.files)
 
     def __len__(self) -> int:
-        return len(self.builtin) if self.builtin is not None else len(self.files)
+        return len(self.names)
 
     def __getitem__(self, index) -> dict:
         index = split_key(index)[1]
         if self.builtin is not None:
             return self.builtin[index]
-        img = eval_transform(Image.fromarray(load_rgb(self.files[index])), self.size)
-        return {"name": self.names[index], "rgb": to_tensor(img)}
+        with ImageReader(self.files[index]) as reader:
+            img = to_rgb_image(reader.decode(), self.files[index])
+        return {"name": self.names[index], "rgb": to_tensor(eval_transform(img, self.size))}
 
 
-def build_datasets(data_cfg, seed: int = 0):
-    """(training dataset, evaluation dataset) for a :class:`gan_colorize.config.DataConfig`."""
+# ---------------------------------------------------------------- from the config
+def build_datasets(data_cfg: DataConfig, seed: int = 0):
+    """(training dataset, evaluation dataset) for a :class:`gan_colorize.config.DataConfig`.
+
+    ``data_cfg.train``: ``builtin:skimage`` or a folder. ``data_cfg.eval`` None: the held-out part
+    of ``train`` (builtin: the held-out photo; a folder: the stable hash split of
+    ``data_cfg.eval_fraction``, see ``gan_colorize.data.files.split_files``).
+    """
     size, crop, scale, hflip = data_cfg.size, data_cfg.crop, data_cfg.scale, data_cfg.hflip
     if data_cfg.train == BUILTIN:
         train = BuiltinSkimage("train", size, data_cfg.crops_per_epoch, crop, scale, hflip, seed)
-        evaluation = EvalImages(data_cfg.eval or BUILTIN, size)
+        evaluation = _eval_from_spec(data_cfg.eval or BUILTIN, data_cfg)
         return train, evaluation
     root = Path(data_cfg.train)
-    cache = None
-    if data_cfg.file_list_cache:
-        import hashlib
-
-        key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
-        cache = Path.home() / ".cache" / "gan_colorize" / "filelists" / f"{key}.json"
+    cache = default_cache_path(root) if data_cfg.file_list_cache else None
     files = list_image_files(root, cache)
+    if not files:
+        raise DatasetError(f"{root}: no image files (looked for {', '.join(_extensions())})")
     screening = screen(files, data_cfg.min_chroma, data_cfg.max_bad_fraction, str(root))
     if data_cfg.eval is None:
         train_files, eval_files = split_files(root, screening.usable, data_cfg.eval_fraction)
-        if not eval_files:  # a tiny folder: evaluate on what it has rather than on nothing
-            eval_files = screening.usable[:1]
+        if screening.usable and not (train_files and eval_files):
+            # a folder too small for the split: rather than no training or no evaluation at all,
+            # the missing side borrows (evaluation: the first file), and says so
+            log.warning(
+                "%s: data.eval_fraction=%s puts %d of %d usable files on the evaluation side; "
+                "training and evaluation share images",
+                root, data_cfg.eval_fraction, len(eval_files), len(screening.usable),
+            )  # fmt: skip
+            train_files = train_files or screening.usable
+            eval_files = eval_files or screening.usable[:1]
         screening = Screening(train_files, screening.greyscale, screening.skipped)
+        # already screened: min_chroma 0 keeps the greyscale test from running twice
         evaluation = EvalImages(str(root), size, files=eval_files, min_chroma=0.0)
     else:
-        evaluation = EvalImages(data_cfg.eval, size, min_chroma=data_cfg.min_chroma)
+        evaluation = _eval_from_spec(data_cfg.eval, data_cfg)
     train = ImageFolderDataset(root, size, crop, scale, hflip, seed, screening=screening)
     return train, evaluation
+
+
+def _eval_from_spec(spec: str, data_cfg: DataConfig) -> EvalImages:
+    return EvalImages(
+        spec, data_cfg.size, min_chroma=data_cfg.min_chroma, max_bad_fraction=data_cfg.max_bad_fraction
+    )

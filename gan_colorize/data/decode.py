@@ -1,26 +1,36 @@
 """Decoding image files robustly: every file becomes RGB (plus alpha when asked), or a
 :class:`BadImageError` that names the file and the reason. Nothing here kills a run.
 
-Handled: EXIF orientation (applied), CMYK (converted by PIL's ICC-less CMYK->RGB), 16-bit and
-32-bit integer greyscale (scaled, not clipped: 65535 -> 255), palette (expanded, transparency
-kept as alpha), greyscale (replicated to RGB), alpha (composited on white for training, kept for
-inference). A truncated file is detected: PIL's ``LOAD_TRUNCATED_IMAGES`` is never set.
+Handled: EXIF orientation (applied), CMYK (PIL's ICC-less CMYK -> RGB), 16-bit and 32-bit
+integer greyscale (scaled, not clipped: 65535 -> 255, 32768 -> 128), palette (expanded; its
+transparency becomes alpha), greyscale (replicated to RGB), alpha (composited on white for
+training, kept for inference). A truncated file is detected: the whole file is decoded inside a
+``try`` and PIL's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never set.
+
+JPEGs can be decoded at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients (PIL's
+``draft``), several times faster than a full decode; the training crops and the greyscale screen
+use that when they need fewer pixels than the file holds (:class:`ImageReader`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-# A decompression bomb check that still admits real 100-megapixel scans.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+# EXIF orientations 5-8 store the picture lying on its side: width and height swap when upright.
+_SIDEWAYS_ORIENTATIONS = (5, 6, 7, 8)
+_HIGH_BIT_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+PREVIEW_SIDE = 128  # the greyscale screen looks at a copy whose longer side is this (pixels)
 
 
 class BadImageError(ValueError):
-    """A file that cannot be used as an image."""
+    """A file that cannot be used as an image: ``path`` and a human-readable ``reason``."""
 
     def __init__(self, path, reason: str):
         self.path = Path(path)
@@ -28,101 +38,195 @@ class BadImageError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file PIL can identify (corrupt or unsupported format)"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"too many pixels ({exc})"
+    text = str(exc)
+    if "truncated" in text:
+        return f"truncated file ({text})"
+    return f"cannot decode ({type(exc).__name__}: {text})"
+
+
+class ImageReader:
+    """An image file opened lazily: ``size`` (upright, after EXIF orientation), ``mode`` and
+    ``bits`` come from the header; :meth:`decode` reads the pixels. Every failure is a
+    :class:`BadImageError`. Use as a context manager (the file is closed on exit)::
+
+        with ImageReader(path) as reader:
+            img = reader.decode(min_size=(w, h))  # a JPEG may come back smaller, never below (w, h)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = None
+        self.scale = 1.0  # decoded pixels per stored pixel: 1/2, 1/4, 1/8 after JPEG DCT scaling
+        try:
+            # We open the file ourselves so that closing it never touches the decoded pixels
+            # (PIL's Image.close() frees them too).
+            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close() / __exit__)
+            # PIL warns above Image.MAX_IMAGE_PIXELS (89 MP) and raises above twice that; big scans
+            # under the error limit are legitimate, so the warning is not repeated at every decode.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                self._img = Image.open(self._file)
+            self.mode = self._img.mode  # the file's own mode, before any conversion
+            self.bits = _source_bits(self._img)
+            self.orientation = int(self._img.getexif().get(ExifTags.Base.Orientation, 1) or 1)
+        except Exception as exc:  # a damaged header can raise nearly anything; none may escape
+            self.close()
+            raise BadImageError(self.path, _reason(exc)) from None
+        w, h = self._img.size
+        self.size = (h, w) if self.orientation in _SIDEWAYS_ORIENTATIONS else (w, h)
+
+    def decode(self, min_size: tuple[int, int] | None = None) -> Image.Image:
+        """All pixels, upright. ``min_size`` (W, H): a JPEG is decoded at the coarsest DCT scale
+        (1, 1/2, 1/4, 1/8) that still gives at least this size; other formats ignore it."""
+        try:
+            if min_size is not None:
+                w, h = (max(1, int(v)) for v in min_size)
+                stored_w = self._img.width
+                drafted = self._img.draft(
+                    None, (h, w) if self.orientation in _SIDEWAYS_ORIENTATIONS else (w, h)
+                )
+                if drafted is not None:  # (mode, (0, 0, W / s, H / s)) for a JPEG decoded at 1/s
+                    self.scale = drafted[1][2] / stored_w
+            self._img.load()  # the whole file is read here, so truncation raises here
+            ImageOps.exif_transpose(self._img, in_place=True)
+        except Exception as exc:
+            raise BadImageError(self.path, _reason(exc)) from None
+        finally:
+            self.close()
+        if self._img.width < 1 or self._img.height < 1:
+            raise BadImageError(self.path, "empty image (0 pixels)")
+        return self._img
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> ImageReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _source_bits(img: Image.Image) -> int:
+    """Bits per sample in the file: 16 for 16-bit PNG/TIFF, even where PIL decodes them to 8-bit
+    RGB; 32 for 32-bit integer or float greyscale."""
+    args = img.tile[0][3] if img.tile else ""
+    rawmode = args if isinstance(args, str) else str(args[0]) if isinstance(args, tuple) and args else ""
+    if ";16" in rawmode or img.mode.startswith("I;16"):
+        return 16
+    if img.mode in ("I", "F"):
+        return 32
+    return 8
+
+
 def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode a file (so truncation shows here), with EXIF orientation applied."""
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                return ImageOps.exif_transpose(img)
-    except FileNotFoundError:
-        raise BadImageError(path, "file not found") from None
-    except UnidentifiedImageError:
-        raise BadImageError(path, "not an image file PIL can identify (corrupt or unsupported)") from None
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
-        raise BadImageError(path, f"cannot decode ({type(exc).__name__}: {exc})") from None
+    """Open and fully decode a file, with EXIF orientation applied."""
+    with ImageReader(path) as reader:
+        return reader.decode()
 
 
-def _high_bit_depth(img: Image.Image) -> np.ndarray | None:
-    """Integer greyscale of more than 8 bits as float [0, 1] (None for other modes)."""
-    if img.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+# ---------------------------------------------------------------- PIL image -> arrays
+def _high_bit_grey(img: Image.Image, path) -> np.ndarray | None:
+    """Integer greyscale of more than 8 bits as float64 in [0, 1]; None for other modes."""
+    if img.mode not in _HIGH_BIT_GREY_MODES:
         return None
     a = np.asarray(img).astype(np.float64)
-    # 'I' holds 16-bit PNGs too; only values above 65535 mean a genuinely 32-bit image
-    top = 65535.0 if a.max(initial=0) <= 65535 else float(2**32 - 1)
+    # PIL opens some 16-bit files as 'I' (int32): only values above 65535 make it genuinely 32-bit.
+    top = 65535.0 if img.mode != "I" or a.max(initial=0) <= 65535 else float(2**31 - 1)
     return np.clip(a / top, 0.0, 1.0)
 
 
-def pil_to_array(img: Image.Image, keep_16bit: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """(RGB array (H,W,3), alpha (H,W) uint8 or None). RGB is uint8, or uint16 for >8-bit
-    greyscale inputs when ``keep_16bit`` (so that inference keeps their precision)."""
-    high = _high_bit_depth(img)
+def _float_grey(img: Image.Image, path) -> np.ndarray:
+    a = np.asarray(img, dtype=np.float64)
+    if not np.isfinite(a).all() or a.min(initial=0) < 0 or a.max(initial=0) > 1:
+        # a float image's white could be 1, 255 or 65535: guessing would silently change it
+        raise BadImageError(path, "32-bit float image with values outside [0, 1]; save it as 8 or 16 bit")
+    return a
+
+
+def pil_to_array(
+    img: Image.Image, keep_16bit: bool = False, path=None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB (H, W, 3), alpha uint8 (H, W) or None) from a decoded PIL image of any mode.
+
+    RGB is uint8, or uint16 for more-than-8-bit greyscale when ``keep_16bit`` (inference keeps
+    that precision). 16-bit values are scaled, not clipped: v * 255 / 65535, rounded.
+    """
+    path = path or getattr(img, "filename", "") or "<image>"
+    high = _high_bit_grey(img, path)
+    if high is None and img.mode == "F":
+        high = _float_grey(img, path)
     if high is not None:
         if keep_16bit:
             grey = np.round(high * 65535).astype(np.uint16)
         else:
             grey = np.round(high * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2), None
-    if img.mode == "F":
-        grey = np.round(np.clip(np.asarray(img), 0, 1) * 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2), None
-    alpha = None
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        img = img.convert("RGBA")
-        arr = np.asarray(img)
-        return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
-    return np.asarray(img.convert("RGB")), alpha
-
-
-def load_image_keep_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """For inference: (RGB uint8 or uint16 (H,W,3), alpha uint8 (H,W) or None, info).
-
-    ``info``: ``mode`` (PIL's original mode), ``bits`` (8 or 16), ``size`` (W, H after EXIF rotation).
-    """
-    img = open_image(path)
     try:
-        rgb, alpha = pil_to_array(img, keep_16bit=True)
-    except (OSError, ValueError) as exc:
-        raise BadImageError(path, f"cannot convert mode {img.mode} to RGB: {exc}") from None
-    info = {"mode": img.mode, "bits": 16 if rgb.dtype == np.uint16 else 8, "size": img.size}
-    return rgb, alpha, info
+        if img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
+            rgba = np.asarray(img.convert("RGBA"))
+            return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+        return np.asarray(img if img.mode == "RGB" else img.convert("RGB")), None
+    except (OSError, ValueError) as exc:  # e.g. a mode PIL cannot convert to RGB (LAB, HSV)
+        raise BadImageError(path, f"cannot convert mode {img.mode} to RGB ({exc})") from None
 
 
 def composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Training sees no alpha: transparent pixels become white, as a viewer shows them, rather than
-    whatever colour the encoder left under them."""
+    """Training and evaluation see no alpha. Transparent pixels become white, as image viewers and
+    browsers show them; the colour an encoder leaves under alpha = 0 is arbitrary (often black),
+    and a model should not learn it."""
     a = alpha.astype(np.float32)[..., None] / 255.0
-    return np.round(rgb.astype(np.float32) * a + 255.0 * (1 - a)).astype(np.uint8)
+    return np.round(rgb.astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """For training and evaluation: uint8 RGB (H,W,3); alpha is composited on white."""
-    img = open_image(path)
-    try:
-        rgb, alpha = pil_to_array(img)
-    except (OSError, ValueError) as exc:
-        raise BadImageError(path, f"cannot convert mode {img.mode} to RGB: {exc}") from None
-    if alpha is not None:
-        rgb = composite_on_white(rgb, alpha)
-    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise BadImageError(path, "empty image")
-    return rgb
+def to_rgb_uint8(img: Image.Image, path=None) -> np.ndarray:
+    """A decoded PIL image -> uint8 RGB (H, W, 3), alpha composited on white."""
+    rgb, alpha = pil_to_array(img, path=path)
+    return composite_on_white(rgb, alpha) if alpha is not None else rgb
 
 
-def chroma_level(rgb: np.ndarray, max_side: int = 128) -> float:
-    """How much colour an image carries: the 99th percentile of per-pixel chroma sqrt(a^2 + b^2)
-    (Lab units) on a copy downsampled to ``max_side``. Greyscale files give ~0 (JPEG chroma noise
-    stays below ~2); a low-saturation colour photo with a few coloured details still scores high,
-    where a standard deviation over the whole image would call it greyscale."""
+def to_rgb_image(img: Image.Image, path=None) -> Image.Image:
+    """:func:`to_rgb_uint8` as a PIL image (an RGB image is returned as is)."""
+    return img if img.mode == "RGB" else Image.fromarray(to_rgb_uint8(img, path))
+
+
+def load_rgb(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:
+    """For training and evaluation: uint8 RGB (H, W, 3), upright, alpha composited on white.
+
+    ``min_size``: see :meth:`ImageReader.decode` (JPEGs may be decoded smaller, never below it).
+    """
+    with ImageReader(path) as reader:
+        return to_rgb_uint8(reader.decode(min_size), path)
+
+
+def load_image_keep_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """For inference: (RGB (H, W, 3), alpha uint8 (H, W) or None, info).
+
+    RGB is uint8, or uint16 for 16-bit and 32-bit greyscale files (their precision is kept).
+    ``info``: ``mode`` (the file's PIL mode), ``bits`` (bits per sample in the file: 8, 16 or 32;
+    PIL itself reduces 16-bit RGB PNGs to 8), ``size`` (W, H, upright).
+    """
+    with ImageReader(path) as reader:
+        img = reader.decode()
+        rgb, alpha = pil_to_array(img, keep_16bit=True, path=path)
+        return rgb, alpha, {"mode": reader.mode, "bits": reader.bits, "size": reader.size}
+
+
+# ---------------------------------------------------------------- how much colour
+def _preview_ab(rgb: np.ndarray, max_side: int = PREVIEW_SIDE):
+    """The a and b channels (Lab units, ``gan_colorize.color.lab``) of a copy of ``rgb``
+    downsampled to at most ``max_side`` pixels on its longer side: (2, N) float32 tensor."""
     import torch
 
     from gan_colorize.color.lab import rgb_to_lab
@@ -130,6 +234,62 @@ def chroma_level(rgb: np.ndarray, max_side: int = 128) -> float:
     img = Image.fromarray(rgb)
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255.0
-    chroma = rgb_to_lab(x)[0, 1:].norm(dim=0).flatten()
-    return float(torch.quantile(chroma, 0.99))
+    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 255.0
+    return rgb_to_lab(x)[0, 1:].reshape(2, -1)
+
+
+def _p99_chroma(ab) -> float:
+    import torch
+
+    return float(torch.quantile(ab.norm(dim=0), 0.99))
+
+
+def _ab_spread(ab) -> float:
+    return float(ab.double().var(dim=1, unbiased=False).sum().sqrt())
+
+
+def chroma_level(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> float:
+    """THE greyscale test's statistic: the 99th percentile of per-pixel chroma sqrt(a^2 + b^2)
+    (Lab units) on a copy downsampled to ``max_side``. Greyscale files give < 0.1 (JPEG chroma
+    noise included); colour photos of grey subjects with a few coloured details still score 7 or
+    more (the 207 colour photos of ../shared/data/photos: 7.2 to 80; its greyscale one: 0.005).
+    """
+    return _p99_chroma(_preview_ab(rgb, max_side))
+
+
+def chroma_std(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> float:
+    """Spread of colour: sqrt(var(a) + var(b)) over the pixels (Lab units), same downsampled copy.
+
+    Reported by ``data inspect`` but not used to call an image greyscale: a colour photo of a grey
+    subject has a small spread (four of the shared photos, a wrench, pliers, a tape measure and
+    white swans, score 1.8 to 2.9), while its few coloured pixels are what :func:`chroma_level` sees.
+    """
+    return _ab_spread(_preview_ab(rgb, max_side))
+
+
+@dataclass
+class ImageProbe:
+    """What one decode of a file tells: its size (W, H, upright), mode, bits and colour level."""
+
+    size: tuple[int, int]
+    mode: str
+    bits: int
+    chroma: float  # chroma_level
+    chroma_std: float
+
+
+def probe_file(path: str | Path, max_side: int = PREVIEW_SIDE) -> ImageProbe:
+    """Decode a file once, as small as its format allows (JPEG DCT scaling), and measure its
+    colour. Raises :class:`BadImageError` for an unreadable file (the whole file is decoded)."""
+    with ImageReader(path) as reader:
+        w, h = reader.size
+        scale = max_side / max(w, h)
+        preview = (math.ceil(w * scale), math.ceil(h * scale)) if scale < 1 else None
+        probe = probe_array(to_rgb_uint8(reader.decode(preview), path), max_side)
+        return ImageProbe(reader.size, reader.mode, reader.bits, probe.chroma, probe.chroma_std)
+
+
+def probe_array(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> ImageProbe:
+    """:class:`ImageProbe` of a uint8 RGB array (mode RGB, 8 bits; size from the array)."""
+    ab = _preview_ab(rgb, max_side)
+    return ImageProbe((rgb.shape[1], rgb.shape[0]), "RGB", 8, _p99_chroma(ab), _ab_spread(ab))

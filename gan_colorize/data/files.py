@@ -12,70 +12,113 @@ from pathlib import Path
 from gan_colorize.rundir import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+CACHE_VERSION = 1
 
 
 def is_image_name(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """An image by its extension (case-insensitive); hidden files (``.name``) are not."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _walk(root: Path) -> list[Path]:
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .cache, ...
-        found.extend(Path(folder) / f for f in files if is_image_name(f) and not f.startswith("."))
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with ``/`` separators (the file's name when ``root`` is a file)."""
+    return path.relative_to(root).as_posix() if root.is_dir() else path.name
 
 
-def _signature(root: Path) -> str:
-    """Changes when a folder in the tree gains, loses or renames an entry (folder mtimes)."""
-    h = hashlib.sha256()
-    for folder, dirs, _ in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        h.update(f"{folder}:{os.stat(folder).st_mtime_ns}\n".encode())
-    return h.hexdigest()
+def _walk(root: Path) -> tuple[list[Path], dict[str, int]]:
+    """(image files sorted by relative path, {relative folder: mtime_ns} of every folder visited).
+
+    Symbolic links to folders are followed once each: a link back up the tree does not loop.
+    Hidden folders (``.git``, ``.cache``, ...) are not entered.
+    """
+    files: list[Path] = []
+    folders: dict[str, int] = {}
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        folders[Path(folder).relative_to(root).as_posix()] = stat.st_mtime_ns
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files.extend(Path(folder) / name for name in names if is_image_name(name))
+    files.sort(key=lambda p: p.relative_to(root).as_posix())
+    return files, folders
+
+
+def _cache_still_valid(root: Path, folders: dict[str, int]) -> bool:
+    """A folder's mtime changes whenever an entry is added, removed or renamed in it (a new
+    subfolder changes its parent's), so stat-ing the folders of the cached walk, without listing
+    them, tells whether the file list is still right. Editing a file in place keeps the list."""
+    try:
+        return all(os.stat(root / rel).st_mtime_ns == mtime for rel, mtime in folders.items())
+    except OSError:
+        return False
+
+
+def _read_cache(cache: Path, root: Path) -> list[Path] | None:
+    try:
+        data = json.loads(cache.read_text())
+        if data["version"] != CACHE_VERSION or data["root"] != str(root.resolve()):
+            return None
+        if not _cache_still_valid(root, data["folders"]):
+            return None
+        return [root / rel for rel in data["files"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None  # missing or damaged: rebuilt
 
 
 def list_image_files(root: str | Path, cache: str | Path | None = None) -> list[Path]:
-    """All image files under ``root`` (a single image file gives itself), sorted by relative path.
+    """All image files under ``root`` (recursive; a single image file gives itself), sorted by
+    relative path so that every process and every run sees the same order.
 
-    ``cache``: a JSON file holding the list, reused while no folder of the tree has changed.
+    ``cache``: a JSON file holding the list together with the mtime of every folder walked; it is
+    reused while none of them changed (see :func:`_cache_still_valid`), and rewritten otherwise.
     """
     root = Path(root)
     if root.is_file():
         return [root] if is_image_name(root) else []
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist")
-    if cache is None:
-        return _walk(root)
-    cache = Path(cache)
-    signature = _signature(root)
-    if cache.is_file():
-        try:
-            data = json.loads(cache.read_text())
-            if data.get("root") == str(root.resolve()) and data.get("signature") == signature:
-                return [root / rel for rel in data["files"]]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            pass  # a damaged cache is rebuilt
-    files = _walk(root)
-    payload = {
-        "root": str(root.resolve()),
-        "signature": signature,
-        "files": [f.relative_to(root).as_posix() for f in files],
-    }
-    atomic_write_text(cache, json.dumps(payload))
+    if cache is not None:
+        cached = _read_cache(Path(cache), root)
+        if cached is not None:
+            return cached
+    files, folders = _walk(root)
+    if cache is not None:
+        payload = {
+            "version": CACHE_VERSION,
+            "root": str(root.resolve()),
+            "folders": folders,
+            "files": [f.relative_to(root).as_posix() for f in files],
+        }
+        atomic_write_text(Path(cache), json.dumps(payload))
     return files
 
 
+def default_cache_path(root: str | Path) -> Path:
+    """Where ``data.file_list_cache`` keeps a tree's list: ``$XDG_CACHE_HOME`` (or ``~/.cache``)
+    ``/gan_colorize/filelists/<hash of the absolute root>.json``."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return base / "gan_colorize" / "filelists" / f"{key}.json"
+
+
+# ---------------------------------------------------------------- the evaluation split
 def in_eval_split(relative_path: str, fraction: float) -> bool:
-    """True for about ``fraction`` of paths, chosen by a hash of the path (stable forever)."""
+    """True for about ``fraction`` of paths, chosen by a hash of the relative path alone, so a
+    file's side never changes when other files are added or removed."""
     digest = hashlib.sha1(relative_path.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def split_files(root: Path, files: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
-    """(train, eval) by :func:`in_eval_split` on paths relative to ``root``."""
-    train, evaluation = [], []
+def split_files(root: str | Path, files: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """(train, eval) by :func:`in_eval_split` on paths relative to ``root``; order is kept."""
+    root = Path(root)
+    train: list[Path] = []
+    evaluation: list[Path] = []
     for f in files:
-        rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
-        (evaluation if in_eval_split(rel, fraction) else train).append(f)
+        (evaluation if in_eval_split(relative_name(f, root), fraction) else train).append(f)
     return train, evaluation

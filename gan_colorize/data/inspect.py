@@ -1,87 +1,143 @@
-"""``gan-colorize data inspect PATH``: what a folder of images holds and what training would use."""
+"""``gan-colorize data inspect PATH``: what a folder of images (or ``builtin:skimage``) holds and
+what training would use of it, by the same screening the datasets apply (``dataset.screen``)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from gan_colorize.data.dataset import BUILTIN, BuiltinSkimage
-from gan_colorize.data.decode import BadImageError, chroma_level, open_image, pil_to_array
-from gan_colorize.data.files import list_image_files
+from gan_colorize.config import DataConfig
+from gan_colorize.data.dataset import BUILTIN, BUILTIN_EVAL, BUILTIN_TRAIN, _skimage_photo
+from gan_colorize.data.decode import BadImageError, ImageProbe, probe_array, probe_file
+from gan_colorize.data.files import in_eval_split, list_image_files, relative_name
 
 
-def summarize(spec: str, min_chroma: float = 4.0) -> dict:
-    """Counts, sizes, modes, greyscale and unreadable files (with reasons) of a folder or builtin."""
+def summarize(
+    spec: str,
+    min_chroma: float = DataConfig.min_chroma,
+    eval_fraction: float = DataConfig.eval_fraction,
+    progress: bool = False,
+) -> dict:
+    """Counts, sizes, modes, greyscale and unreadable files (with reasons) of a folder, a single
+    image file or ``builtin:skimage``, as a JSON-ready dict. Raises FileNotFoundError for a
+    missing path."""
     if spec == BUILTIN:
-        images = [
-            (n, np.asarray(p))
-            for n, p in zip(BuiltinSkimage("train", 64).names, BuiltinSkimage("train", 64).photos)
-        ]
-        modes = Counter({"RGB": len(images)})
-        return _summary(spec, [(n, a, "RGB") for n, a in images], [], min_chroma, modes, held_out=["chelsea"])
+        return _summarize_builtin(min_chroma)
     root = Path(spec)
     if not root.exists():
         raise FileNotFoundError(f"{root} does not exist")
-    decoded, unreadable, modes = [], [], Counter()
-    for path in list_image_files(root):
-        name = path.relative_to(root).as_posix() if root.is_dir() else path.name
+    probes: list[tuple[str, ImageProbe]] = []
+    unreadable = []
+    files = list_image_files(root)
+    for path in _maybe_progress(files, progress, f"reading {root}"):
+        name = relative_name(path, root)
         try:
-            img = open_image(path)
-            rgb, _ = pil_to_array(img)
+            probes.append((name, probe_file(path)))
         except BadImageError as exc:
             unreadable.append({"file": name, "reason": exc.reason})
-            continue
-        modes[img.mode] += 1
-        decoded.append((name, rgb, img.mode))
-    return _summary(str(root), decoded, unreadable, min_chroma, modes)
+    summary = _summary(str(root), probes, unreadable, min_chroma)
+    usable = [n for n, p in probes if p.chroma >= min_chroma]
+    held_out = [n for n in usable if in_eval_split(n, eval_fraction)]
+    summary.update(
+        eval_fraction=eval_fraction,
+        held_out=held_out,
+        training=len(usable) - len(held_out),
+        split_rule=f"hash of the relative path (data.eval_fraction={eval_fraction})",
+    )
+    return summary
 
 
-def _summary(spec, decoded, unreadable, min_chroma, modes, held_out=()) -> dict:
-    widths = np.array([a.shape[1] for _, a, _ in decoded]) if decoded else np.zeros(1)
-    heights = np.array([a.shape[0] for _, a, _ in decoded]) if decoded else np.zeros(1)
+def _summarize_builtin(min_chroma: float) -> dict:
+    probes = [(name, probe_array(_skimage_photo(name))) for name in BUILTIN_TRAIN + BUILTIN_EVAL]
+    summary = _summary(BUILTIN, probes, [], min_chroma)
+    held_out = [n for n in BUILTIN_EVAL if n not in {g["file"] for g in summary["greyscale"]}]
+    summary.update(
+        eval_fraction=None,
+        held_out=held_out,
+        training=summary["usable"] - len(held_out),
+        split_rule="one photo held out (gan_colorize.data.dataset.BUILTIN_EVAL)",
+    )
+    return summary
+
+
+def _maybe_progress(items: list, show: bool, label: str) -> Iterable:
+    if not show or len(items) < 50:
+        return items
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(items, description=label, console=Console(stderr=True), transient=True)
+
+
+def _stats(values: np.ndarray, digits: int = 0) -> dict:
+    if values.size == 0:
+        return {"min": None, "median": None, "max": None}
+    out = {"min": float(values.min()), "median": float(np.median(values)), "max": float(values.max())}
+    return {
+        k: (int(v) if digits == 0 and float(v).is_integer() else round(v, digits or 1))
+        for k, v in out.items()
+    }
+
+
+def _summary(
+    spec: str, probes: list[tuple[str, ImageProbe]], unreadable: list[dict], min_chroma: float
+) -> dict:
+    widths = np.array([p.size[0] for _, p in probes], dtype=np.float64)
+    heights = np.array([p.size[1] for _, p in probes], dtype=np.float64)
     greyscale = [
-        {"file": n, "chroma": round(chroma_level(a), 2)}
-        for n, a, _ in decoded
-        if chroma_level(a) < min_chroma
+        {"file": n, "chroma": round(p.chroma, 3), "chroma_std": round(p.chroma_std, 3)}
+        for n, p in probes
+        if p.chroma < min_chroma
     ]
     return {
         "path": spec,
-        "images": len(decoded) + len(unreadable),
-        "readable": len(decoded),
-        "unreadable": unreadable,
+        "images": len(probes) + len(unreadable),
+        "readable": len(probes),
+        "usable": len(probes) - len(greyscale),
         "greyscale": greyscale,
-        "usable_for_training": len(decoded) - len(greyscale),
-        "held_out": list(held_out),
+        "unreadable": unreadable,
         "min_chroma": min_chroma,
-        "modes": dict(modes),
-        "width": {"min": int(widths.min()), "median": float(np.median(widths)), "max": int(widths.max())},
-        "height": {"min": int(heights.min()), "median": float(np.median(heights)), "max": int(heights.max())},
-        "megapixels": {"median": round(float(np.median(widths * heights)) / 1e6, 3)},
+        "modes": dict(sorted(Counter(p.mode for _, p in probes).items())),
+        "bits": {str(k): v for k, v in sorted(Counter(p.bits for _, p in probes).items())},
+        "width": _stats(widths),
+        "height": _stats(heights),
+        "megapixels": _stats(widths * heights / 1e6, digits=3),
     }
 
 
 def render(summary: dict) -> None:
+    """Print ``summary`` as a table and lists (rich)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"data inspect {summary['path']}", show_header=False)
-    table.add_row("images", str(summary["images"]))
+    table = Table(title=f"data inspect {escape(summary['path'])}", show_header=False)
+    table.add_row("image files", str(summary["images"]))
     table.add_row("readable", str(summary["readable"]))
-    table.add_row("usable for colour training", str(summary["usable_for_training"]))
-    table.add_row("greyscale (left out)", str(len(summary["greyscale"])))
     table.add_row("unreadable (skipped)", str(len(summary["unreadable"])))
-    w, h = summary["width"], summary["height"]
-    table.add_row("width min/median/max", f"{w['min']} / {w['median']:.0f} / {w['max']}")
-    table.add_row("height min/median/max", f"{h['min']} / {h['median']:.0f} / {h['max']}")
-    table.add_row("median megapixels", str(summary["megapixels"]["median"]))
-    table.add_row("modes", ", ".join(f"{m}: {n}" for m, n in sorted(summary["modes"].items())))
-    if summary["held_out"]:
-        table.add_row("held out for evaluation", ", ".join(summary["held_out"]))
+    table.add_row(
+        f"greyscale (chroma p99 < {summary['min_chroma']:g}, left out)", str(len(summary["greyscale"]))
+    )
+    table.add_row("usable colour images", str(summary["usable"]))
+    table.add_row("held out for evaluation", str(len(summary["held_out"])))
+    table.add_row("used for training", f"[bold]{summary['training']}[/bold]")
+    for key in ("width", "height", "megapixels"):
+        s = summary[key]
+        table.add_row(f"{key} min / median / max", f"{s['min']} / {s['median']} / {s['max']}")
+    table.add_row("modes", ", ".join(f"{m}: {n}" for m, n in summary["modes"].items()))
+    table.add_row("bits per sample", ", ".join(f"{b}: {n}" for b, n in summary["bits"].items()))
+    table.add_row("evaluation split", escape(summary["split_rule"]))
     console.print(table)
     for item in summary["greyscale"]:
-        console.print(f"  greyscale: {item['file']} (chroma p99 {item['chroma']} < {summary['min_chroma']})")
+        console.print(
+            f"  greyscale: {escape(item['file'])} "
+            f"(chroma p99 {item['chroma']:.3f}, std {item['chroma_std']:.3f})"
+        )
     for item in summary["unreadable"]:
-        console.print(f"  [red]unreadable[/red]: {item['file']}: {item['reason']}")
+        console.print(f"  [red]unreadable[/red]: {escape(item['file'])}: {escape(item['reason'])}")
+    if summary["held_out"] and len(summary["held_out"]) <= 20:
+        console.print(f"  held out: {escape(', '.join(summary['held_out']))}")

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from gan_colorize.color.lab import uint8_to_lab_norm
@@ -388,6 +389,9 @@ class Trainer:
                     break
         if acc.is_main_process and acc.log_with:
             acc.end_training()
+        # accelerate keeps one state per process: forget this run's precision so that a next run in
+        # the same process (an experiment, a test) may choose its own
+        AcceleratorState._reset_state()
         return self.run
 
     def _stop_requested(self, step: int) -> bool:

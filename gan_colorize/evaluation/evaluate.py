@@ -1,0 +1,506 @@
+"""Score a run (or an outside method's images) under the evaluation protocol (``protocol.py``).
+
+A run's evaluation on one dataset writes, under ``RUN/eval/<dataset>/`` (``RunDir.eval_dir``)::
+
+    predictions/<name>.png   the colorization (Lab(L_gt, ab_pred) -> sRGB uint8)
+    gt/<name>.png            the ground truth, resized and centre-cropped by the protocol
+    input/<name>.png         what the model saw: L only, as a neutral grey image
+    metrics.json             this run's row (schema below)
+    references.json          {"dataset": ..., "rows": [ground-truth row, greyscale-input row]}
+
+The metrics are always computed from the PNG files (lossless), by the same code that scores an
+outside method's folder (:func:`evaluate_folders`), so the two are measured identically.
+
+metrics.json::
+
+    {"approach", "run", "config", "checkpoint", "step", "ema", "dataset", "data", "protocol",
+     "n_images", "metrics": {"cf", "cf_gt", "delta_cf", "psnr", ..., "fid", "fid_n"},
+     "missing": {"fid": "n/a (missing pt_inception-2015-12-05-6726825d.pth, see README)"},
+     "partial", "pred_dir", "gt_dir", "input_dir"}
+
+Folders are relative to the json's own folder, so an evaluation folder can be moved or copied.
+A metric whose pretrained weights are missing is listed in ``missing`` (the others are computed)
+and makes the result ``partial``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan_colorize.evaluation.protocol import (
+    DEFAULT_BATCH_SIZE,
+    EvalSet,
+    colorize_batch,
+    describe_protocol,
+    greyscale_batch,
+    load_eval_set,
+)
+from gan_colorize.rundir import RunDir, atomic_write_text, safe_name
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+REFERENCES_FILE = "references.json"
+PRED_SUBDIR = "predictions"
+GT_SUBDIR = "gt"
+INPUT_SUBDIR = "input"
+GROUND_TRUTH = "ground truth"
+GREYSCALE_INPUT = "greyscale input"
+LIST_AT_MOST = 10  # names listed in a mismatch error
+ORIENTATION_TAG = 0x0112  # EXIF Orientation; values 5-8 swap width and height (EXIF 2.3, table 6)
+ROTATED_ORIENTATIONS = (5, 6, 7, 8)
+
+
+class EvaluationError(ValueError):
+    """Evaluation inputs that cannot be scored (names the folder, file or option and the problem)."""
+
+
+# ---------------------------------------------------------------- metric names
+def metric_names(metrics: str | Iterable[str] | None) -> list[str]:
+    """``None`` (the defaults), ``"a,b"`` or a list -> checked registered names, in order, once each."""
+    from gan_colorize.metrics import DEFAULT_METRICS
+    from gan_colorize.registry import METRICS
+
+    if metrics is None:
+        return list(DEFAULT_METRICS)
+    if isinstance(metrics, str):
+        metrics = metrics.split(",")
+    names = list(dict.fromkeys(m.strip() for m in metrics if m and m.strip()))
+    if not names:
+        raise EvaluationError("no metrics given")
+    for name in names:
+        METRICS.get(name)  # RegistryError: unknown metric, with the closest name
+    return names
+
+
+# ---------------------------------------------------------------- image files
+def list_images(folder: str | Path) -> dict[str, Path]:
+    """The images directly in ``folder`` by file stem (the data sets' image extensions; hidden skipped)."""
+    from gan_colorize.data.files import IMAGE_EXTENSIONS, is_image_name
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder} is not a folder")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not is_image_name(path) or not path.is_file():
+            continue
+        if path.stem in found:
+            raise EvaluationError(
+                f"{folder}: two images named {path.stem!r}: {found[path.stem].name} and {path.name}"
+            )
+        found[path.stem] = path
+    if not found:
+        raise EvaluationError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return found
+
+
+def png_stem(name: str, taken: set[str]) -> str:
+    """An evaluation image's name (EvalImages: relative path, no extension) as a unique, file-safe stem."""
+    stem = name.strip("/").replace("/", "__")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip(".") or "image"
+    unique, k = stem, 2
+    while unique in taken:  # x.jpg and x.png in one folder
+        unique, k = f"{stem}_{k}", k + 1
+    taken.add(unique)
+    return unique
+
+
+def save_png(path: Path, rgb_u8: torch.Tensor) -> None:
+    """A uint8 (3, H, W) tensor as an RGB PNG (lossless: the metrics read these files back)."""
+    Image.fromarray(rgb_u8.permute(1, 2, 0).contiguous().numpy(), mode="RGB").save(path)
+
+
+def read_rgb(path: Path) -> torch.Tensor:
+    """An image file -> uint8 (3, H, W), decoded as the data sets decode (EXIF, greyscale -> RGB)."""
+    from gan_colorize.data.decode import load_rgb
+
+    return torch.from_numpy(np.array(load_rgb(path))).permute(2, 0, 1).contiguous()  # a writable copy
+
+
+def pair_batches(
+    pairs: list[tuple[Path, Path]], batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(prediction, ground truth) uint8 batches read from files; a batch ends where the size changes."""
+    preds: list[torch.Tensor] = []
+    gts: list[torch.Tensor] = []
+    for pred_path, gt_path in pairs:
+        pred, gt = read_rgb(pred_path), read_rgb(gt_path)
+        if pred.shape != gt.shape:
+            raise EvaluationError(
+                f"{pred_path}: {pred.shape[2]}x{pred.shape[1]} (WxH) but its ground truth {gt_path} is "
+                f"{gt.shape[2]}x{gt.shape[1]}; the protocol fixes the size, so predictions are not resized: "
+                f"produce them at the ground truth's size"
+            )
+        if preds and (gt.shape != gts[-1].shape or len(preds) == batch_size):
+            yield torch.stack(preds), torch.stack(gts)
+            preds, gts = [], []
+        preds.append(pred)
+        gts.append(gt)
+    if preds:
+        yield torch.stack(preds), torch.stack(gts)
+
+
+def score_pairs(
+    pairs: list[tuple[Path, Path]], metrics: list[str], device: str, batch_size: int
+) -> tuple[dict, dict]:
+    """compute_metrics over files, in the order given (sorted names: cached ground-truth features hit)."""
+    from gan_colorize.metrics import compute_metrics
+
+    return compute_metrics(metrics, pair_batches(pairs, batch_size), device)
+
+
+# ---------------------------------------------------------------- result records
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), Path(start).resolve())
+
+
+def result_record(
+    *,
+    approach: str,
+    dataset: str,
+    protocol: dict,
+    n_images: int,
+    results: dict,
+    missing: dict,
+    folder: Path,
+    pred_dir: Path,
+    gt_dir: Path,
+    input_dir: Path | None,
+    data: str | None = None,
+    run: str | None = None,
+    config: str | None = None,
+    checkpoint: str | None = None,
+    step: int | None = None,
+    ema: bool | None = None,
+) -> dict:
+    """One row in the metrics.json schema; folders relative to ``folder`` (where the json goes)."""
+    return {
+        "approach": approach,
+        "run": run,
+        "config": config,
+        "checkpoint": checkpoint,
+        "step": step,
+        "ema": ema,
+        "dataset": dataset,
+        "data": data,
+        "protocol": protocol,
+        "n_images": n_images,
+        "metrics": results,
+        "missing": missing,
+        "partial": bool(missing),
+        "pred_dir": _relative(pred_dir, folder),
+        "gt_dir": _relative(gt_dir, folder),
+        "input_dir": _relative(input_dir, folder) if input_dir else None,
+    }
+
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- runs
+def check_device(device: str) -> str:
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise EvaluationError(
+            f"device {device!r} requested but CUDA is not available here (use --device cpu)"
+        )
+    return str(device)
+
+
+def holdout_images(data_cfg, size: int):
+    """The images that training on the folder ``data_cfg.train`` holds out, under the protocol.
+
+    The same images as ``build_datasets``' evaluation set (the hash split of
+    ``gan_colorize.data.files.split_files`` commutes with screening), but only the held-out files
+    are decoded, so a run trained on a large tree is evaluated without reading all of it.
+    """
+    import dataclasses
+
+    from gan_colorize.data import BUILTIN, EvalImages, build_datasets, list_image_files
+    from gan_colorize.data.files import split_files
+
+    if data_cfg.train != BUILTIN:
+        root = Path(data_cfg.train)
+        _, held_out = split_files(root, list_image_files(root), data_cfg.eval_fraction)
+        if held_out:
+            return EvalImages(
+                str(root), size, files=held_out,
+                min_chroma=data_cfg.min_chroma, max_bad_fraction=data_cfg.max_bad_fraction,
+            )  # fmt: skip
+    # builtin:skimage, or a folder too small to hold a file out (training then shows it one)
+    return build_datasets(dataclasses.replace(data_cfg, size=size))[1]
+
+
+def open_eval_images(data: str | None, size: int, config, eval_fraction: float | None = None):
+    """The protocol's images at ``size``: ``data`` (its held-out share when ``eval_fraction``),
+    else the run's evaluation data: ``data.eval`` when set, else the held-out part of ``data.train``.
+    """
+    import dataclasses
+
+    from gan_colorize.config import DataConfig
+    from gan_colorize.data import EvalImages
+
+    if data is not None and eval_fraction is not None:
+        return holdout_images(DataConfig(train=data, eval_fraction=eval_fraction), size)
+    if data is not None:
+        return EvalImages(data, size)
+    if config.data.eval is not None:
+        return EvalImages(config.data.eval, size)
+    return holdout_images(dataclasses.replace(config.data, size=size), size)
+
+
+def describe_data(config, data: str | None, eval_fraction: float | None) -> str:
+    """What was evaluated, for metrics.json's ``data``."""
+    if data is None and config.data.eval is None:
+        data, eval_fraction = config.data.train, config.data.eval_fraction
+    elif data is None:
+        data = config.data.eval
+    if eval_fraction is not None and data != "builtin:skimage":
+        return f"{data} (held-out share, eval_fraction={eval_fraction:g})"
+    return data
+
+
+def default_dataset_name(config, data: str | None, size: int) -> str:
+    """The name of an ad-hoc evaluation (not a named set): the data's folder name and the size."""
+    if data is None:
+        data = config.data.eval
+    if data is None:  # the held-out part of data.train (builtin:skimage's is its held-out photo)
+        train = config.data.train
+        data = train if train == "builtin:skimage" else f"{train.rstrip('/')}_holdout"
+    return f"{safe_name(data)}_{size}px"
+
+
+def clear_eval_dir(folder: Path) -> None:
+    """Remove what a previous evaluation wrote here (and only that), result files first."""
+    for file in (METRICS_FILE, REFERENCES_FILE):
+        (folder / file).unlink(missing_ok=True)
+    for sub in (PRED_SUBDIR, GT_SUBDIR, INPUT_SUBDIR):
+        shutil.rmtree(folder / sub, ignore_errors=True)
+
+
+def iter_items(images) -> Iterator[dict]:
+    """Items of a map-style data set (``len`` and indexing, in index order) or of an iterable."""
+    if hasattr(images, "__len__") and hasattr(images, "__getitem__"):
+        for i in range(len(images)):
+            yield images[i]
+    else:
+        yield from images
+
+
+def write_eval_images(generator, images, folder: Path, batch_size: int, temperature: float) -> list[str]:
+    """Colorize every image; write predictions/, gt/, input/ PNGs; return the PNG names, sorted."""
+    dirs = [folder / PRED_SUBDIR, folder / GT_SUBDIR, folder / INPUT_SUBDIR]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    names: list[str] = []
+
+    def flush(batch: list[dict]) -> None:
+        gt = torch.stack([item["rgb"] for item in batch])
+        outputs = (colorize_batch(generator, gt, temperature), gt, greyscale_batch(gt))
+        for i, item in enumerate(batch):
+            file = png_stem(str(item["name"]), taken) + ".png"
+            for d, images_u8 in zip(dirs, outputs):
+                save_png(d / file, images_u8[i])
+            names.append(file)
+
+    batch: list[dict] = []
+    for item in iter_items(images):
+        if batch and (len(batch) == batch_size or item["rgb"].shape != batch[0]["rgb"].shape):
+            flush(batch)
+            batch = []
+        batch.append(item)
+    if batch:
+        flush(batch)
+    if not names:
+        raise EvaluationError("the evaluation data yielded no images")
+    return sorted(names)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | None = None,
+    size: int | None = None,
+    metrics: str | Iterable[str] | None = None,
+    device: str | None = "cpu",
+    eval_set: str | Path | EvalSet | None = None,
+    batch_size: int | None = None,
+) -> dict:
+    """Evaluate a run's generator (the EMA weights when the run keeps them) on one dataset.
+
+    ``eval_set`` (a name in eval/sets, a .yaml path or an EvalSet) fixes data, size and the default
+    metrics and batch size; otherwise ``data`` defaults to the run's evaluation data and ``size`` to
+    its ``data.size``. Returns the metrics.json content plus ``metrics_file`` and
+    ``references_file`` (the paths written).
+    """
+    from gan_colorize.models import load_generator
+
+    run = RunDir(run_dir)
+    if not run.root.is_dir():
+        raise EvaluationError(f"run folder {run.root} does not exist")
+    device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if eval_set is not None:
+        if data is not None or size is not None:
+            raise EvaluationError(
+                "give an evaluation set or data/size, not both (the set fixes its data and size)"
+            )
+        es = eval_set if isinstance(eval_set, EvalSet) else load_eval_set(eval_set)
+        data, size, dataset, eval_fraction = es.data, es.size, es.name, es.eval_fraction
+        metrics = metrics if metrics is not None else es.metrics
+        batch_size = batch_size or es.batch_size
+    else:
+        eval_fraction = None
+    names = metric_names(metrics)
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+
+    loaded = load_generator(run.root, device)
+    config = loaded.config
+    size = size or config.data.size
+    if eval_set is None:
+        dataset = default_dataset_name(config, data, size)
+    temperature = config.loss.temperature  # used by "bins" generators only
+    spec = data if data is not None else (config.data.eval or config.data.train)
+    protocol = describe_protocol(size, temperature, spec)
+    folder = run.eval_dir(dataset)
+    log.info("evaluating %s on %s (%d px) into %s", run.root, dataset, size, folder)
+
+    images = open_eval_images(data, size, config, eval_fraction)  # data errors before anything is removed
+    clear_eval_dir(folder)
+    files = write_eval_images(loaded.module, images, folder, batch_size, temperature)
+    pred_dir, gt_dir, input_dir = folder / PRED_SUBDIR, folder / GT_SUBDIR, folder / INPUT_SUBDIR
+
+    def row(approach: str, source: Path, **provenance) -> dict:
+        pairs = [(source / f, gt_dir / f) for f in files]
+        results, missing = score_pairs(pairs, names, device, batch_size)
+        return result_record(
+            approach=approach, dataset=dataset, protocol=protocol, n_images=len(files), results=results,
+            missing=missing, folder=folder, pred_dir=source, gt_dir=gt_dir, input_dir=input_dir,
+            data=describe_data(config, data, eval_fraction), **provenance,
+        )  # fmt: skip
+
+    record = row(
+        config.run.name or run.name,
+        pred_dir,
+        run=str(run.root),
+        config=str(run.config) if run.config.is_file() else None,
+        checkpoint=str(loaded.path),
+        step=int(loaded.step),
+        ema=bool(loaded.ema),
+    )
+    references = {"dataset": dataset, "rows": [row(GROUND_TRUTH, gt_dir), row(GREYSCALE_INPUT, input_dir)]}
+    write_json(folder / REFERENCES_FILE, references)
+    metrics_file = write_json(folder / METRICS_FILE, record)
+    return {**record, "metrics_file": str(metrics_file), "references_file": str(folder / REFERENCES_FILE)}
+
+
+# ---------------------------------------------------------------- outside methods
+def match_names(pred: dict[str, Path], gt: dict[str, Path], pred_dir: Path, gt_dir: Path) -> list[str]:
+    """The common stems; an error listing the missing and extra ones when the sets differ."""
+    missing = sorted(set(gt) - set(pred))
+    extra = sorted(set(pred) - set(gt))
+    if missing or extra:
+        parts = [
+            f"the file names in {pred_dir} do not match those in {gt_dir} (matched by name, any extension)"
+        ]
+        if missing:
+            parts.append(f"{len(missing)} missing from the predictions: {_first(missing)}")
+        if extra:
+            parts.append(f"{len(extra)} extra predictions without ground truth: {_first(extra)}")
+        raise EvaluationError("; ".join(parts))
+    return sorted(gt)
+
+
+def _first(names: list[str]) -> str:
+    shown = ", ".join(names[:LIST_AT_MOST])
+    return shown + (f", ... ({len(names) - LIST_AT_MOST} more)" if len(names) > LIST_AT_MOST else "")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(W, H) from the file's header, after EXIF rotation as load_rgb applies it."""
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+            w, h = image.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise EvaluationError(f"{path}: not an image PIL can read ({type(exc).__name__}: {exc})") from None
+    return (h, w) if orientation in ROTATED_ORIENTATIONS else (w, h)
+
+
+def check_sizes(pairs: list[tuple[Path, Path]]) -> None:
+    """Fail before any metric runs when a prediction's size differs from its ground truth's."""
+    for pred_path, gt_path in pairs:
+        p, g = image_size(pred_path), image_size(gt_path)
+        if p != g:
+            raise EvaluationError(
+                f"{pred_path}: {p[0]}x{p[1]} (WxH) but its ground truth {gt_path} is {g[0]}x{g[1]}; "
+                f"the protocol fixes the size, so predictions are not resized: produce them at the "
+                f"ground truth's size"
+            )
+
+
+def default_folders_output(pred_dir: Path) -> Path:
+    """``<parent>/metrics_<pred folder name>.json``: beside the predictions, not inside them."""
+    return pred_dir.resolve().parent / f"metrics_{safe_name(pred_dir.resolve().name)}.json"
+
+
+def gt_folder_origin(gt_dir: Path) -> dict | None:
+    """When ``gt_dir`` is an evaluation's gt/ folder: its references.json ground-truth row."""
+    references = gt_dir.resolve().parent / REFERENCES_FILE
+    if gt_dir.resolve().name != GT_SUBDIR or not references.is_file():
+        return None
+    try:
+        rows = json.loads(references.read_text()).get("rows") or []
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return next((r for r in rows if isinstance(r, dict) and r.get("approach") == GROUND_TRUTH), None)
+
+
+def evaluate_folders(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    metrics: str | Iterable[str] | None = None,
+    device: str = "cpu",
+    out: str | Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    approach: str | None = None,
+) -> dict:
+    """Score any folder of outputs against ground truth, matched by file name (stem).
+
+    Images must have their ground truth's size (the protocol is fixed: nothing is resized). When
+    ``gt_dir`` is the gt/ folder of a gan-colorize evaluation, the result takes that evaluation's
+    dataset name and protocol, so the report puts the outside method beside the runs. Writes
+    ``out`` (default :func:`default_folders_output`); returns its content plus ``metrics_file``.
+    """
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    device = check_device(device)
+    names = metric_names(metrics)
+    pred_files, gt_files = list_images(pred_dir), list_images(gt_dir)
+    stems = match_names(pred_files, gt_files, pred_dir, gt_dir)
+    pairs = [(pred_files[s], gt_files[s]) for s in stems]
+    check_sizes(pairs)
+    results, missing = score_pairs(pairs, names, device, batch_size)
+
+    out = Path(out) if out else default_folders_output(pred_dir)
+    origin = gt_folder_origin(gt_dir)
+    input_dir = gt_dir.resolve().parent / INPUT_SUBDIR if origin else None
+    record = result_record(
+        approach=approach or pred_dir.resolve().name,
+        dataset=origin["dataset"] if origin else safe_name(gt_dir.resolve().name),
+        protocol=origin.get("protocol", {}) if origin else {"images": "as given (not resized or cropped)"},
+        n_images=len(pairs), results=results, missing=missing, folder=out.resolve().parent,
+        pred_dir=pred_dir, gt_dir=gt_dir, input_dir=input_dir if input_dir and input_dir.is_dir() else None,
+        data=origin.get("data") if origin else str(gt_dir),
+    )  # fmt: skip
+    write_json(out, record)
+    return {**record, "metrics_file": str(out)}

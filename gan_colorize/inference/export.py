@@ -1,0 +1,162 @@
+"""The inference file: a run's generator, alone, in a file that loads without unpickling code.
+
+Two containers, the same content (``gan_colorize.models.io``'s generator format)::
+
+    model.pt           torch.save of {"format": "gan-colorize-generator/1", "config": dict,
+                       "state_dict": {...}, "step": int, "ema": bool}; read with weights_only=True
+    model.safetensors  the state dict as safetensors tensors; format, config (JSON), step and ema
+                       in the file's string metadata
+
+``half=True`` stores the parameters as float16 and keeps buffers (BatchNorm running statistics)
+in float32: float16 has 10 mantissa bits against bfloat16's 7, and trained conv weights are far
+inside its range; running variances can be small enough to fall into float16's subnormals, and
+there are few of them. Loading casts everything back to the module's float32.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from gan_colorize.config import from_dict
+from gan_colorize.inference.batch import save_readable
+from gan_colorize.models.io import (
+    FORMAT,
+    LoadedGenerator,
+    load_generator,
+    read_generator_file,
+    resolve_generator_file,
+)
+from gan_colorize.registry import GENERATORS
+from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
+
+FORMATS = ("pt", "safetensors")
+
+
+def source_generator_file(run: str | Path, step: int | None = None) -> Path:
+    """The generator file to export: a run's checkpoint at ``step``, else its latest (``run`` may
+    also be a checkpoint folder or a generator file)."""
+    if step is None:
+        return resolve_generator_file(run)
+    path = RunDir(run).checkpoint_dir(step) / GENERATOR_FILE
+    if not path.is_file():
+        steps = [s for s, _ in RunDir(run).list_checkpoints()]
+        raise FileNotFoundError(
+            f"{run}: no checkpoint at step {step} (complete checkpoints: {steps or 'none'})"
+        )
+    return path
+
+
+def output_path(out: str | Path, fmt: str | None) -> tuple[Path, str]:
+    """The file to write and its format: ``fmt`` when given, else the suffix of ``out``.
+
+    A safetensors file always gets the ``.safetensors`` suffix, since loading dispatches on it
+    (``--out model.pt --format safetensors`` writes ``model.safetensors``).
+    """
+    out = Path(out)
+    if fmt is None:
+        fmt = "safetensors" if out.suffix == ".safetensors" else "pt"
+    if fmt not in FORMATS:
+        raise ValueError(f"export format {fmt!r} is not one of {FORMATS}")
+    if fmt == "safetensors" and out.suffix != ".safetensors":
+        out = out.with_suffix(".safetensors") if out.suffix == ".pt" else Path(f"{out}.safetensors")
+    if fmt == "pt" and out.suffix == ".safetensors":
+        out = out.with_suffix(".pt")
+    return out, fmt
+
+
+def half_state_dict(state: dict[str, torch.Tensor], generator_spec: dict) -> dict[str, torch.Tensor]:
+    """Floating parameters to float16; buffers (running statistics) and integer tensors unchanged."""
+    module = GENERATORS.build(generator_spec)
+    parameters = {name for name, _ in module.named_parameters()}
+    return {
+        key: value.half() if key in parameters and value.is_floating_point() else value
+        for key, value in state.items()
+    }
+
+
+def export_generator(
+    run: str | Path, out: str | Path, step: int | None = None, half: bool = False, fmt: str | None = None
+) -> Path:
+    """Write the inference file for ``run`` (a run folder, checkpoint folder or generator file)."""
+    payload = read_generator_file(source_generator_file(run, step))
+    out, fmt = output_path(out, fmt)
+    state = payload["state_dict"]
+    if half:
+        state = half_state_dict(state, payload["config"]["model"]["generator"])
+    content = {
+        "format": FORMAT,
+        "config": payload["config"],
+        "state_dict": state,
+        "step": int(payload["step"]),
+        "ema": bool(payload["ema"]),
+    }
+    save = torch.save if fmt == "pt" else _save_safetensors
+    return atomic_write(out, lambda tmp: save_readable(tmp, lambda: save(content, tmp)))
+
+
+def _save_safetensors(content: dict, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": content["format"],
+        "config": json.dumps(content["config"]),
+        "step": str(content["step"]),
+        "ema": json.dumps(content["ema"]),
+    }
+    # safetensors refuses tensors that share storage or are not contiguous
+    tensors = {key: value.detach().contiguous().clone() for key, value in content["state_dict"].items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def read_safetensors_generator(path: Path) -> dict:
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors file: {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a gan-colorize generator file (metadata format is not {FORMAT!r})")
+    try:
+        config = json.loads(metadata["config"])
+        step, ema = int(metadata["step"]), json.loads(metadata["ema"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: incomplete gan-colorize metadata ({exc!r})") from exc
+    return {
+        "format": FORMAT,
+        "config": config,
+        "state_dict": state,
+        "step": step,
+        "ema": bool(ema),
+        "path": path,
+    }
+
+
+def load_exported(path: str | Path) -> dict:
+    """The generator payload of a ``.safetensors`` or ``.pt`` inference file, a ``generator.pt``, a
+    checkpoint folder or a run folder. Never unpickles code: ``.pt`` files are read with
+    ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return read_safetensors_generator(path)
+    return read_generator_file(path)
+
+
+def load_generator_file(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """``models.io.load_generator`` for any inference file, safetensors included."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return load_generator(path, device)
+    payload = read_safetensors_generator(path)
+    config = from_dict(payload["config"])
+    generator = GENERATORS.build(config.model.generator)
+    generator.load_state_dict(payload["state_dict"], strict=True)  # copies half tensors into float32
+    generator.to(device).eval()
+    return LoadedGenerator(generator, config, payload["step"], payload["ema"], path)

@@ -1,0 +1,149 @@
+"""report.html: the :class:`~gan_colorize.report.report.Report` as one self-contained page.
+
+No external URL anywhere: the CSS is inline, the grid images are ``data:`` URIs and the training
+curves inline SVG, so the page opens offline and survives being mailed or archived.
+
+A small inline script writes a JSON self-check into ``<pre id="selfcheck">`` once the page has
+loaded (images decoded, results rows counted); ``tests/browser_check.py`` reads it back from
+headless Chromium's ``--dump-dom``, which prints the DOM after scripts ran.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from gan_colorize.report.report import (
+    GENERAL_NOTES,
+    PROVENANCE_HEADERS,
+    Report,
+    Section,
+    column_footnotes,
+    count_text,
+    format_protocol,
+    provenance,
+)
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; }
+.meta { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #ddd; }
+th { background: #f4f4f4; text-align: center; }
+table.results td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.results td.best { background: #e8f5e9; }
+table.results tr.reference td { font-style: italic; color: #555; background: #fafafa; }
+td.missing { color: #a33; font-size: 0.85em; max-width: 14em; text-align: left; }
+table.provenance td { font-family: ui-monospace, monospace; font-size: 0.85em; }
+.warning { background: #fff4e5; border-left: 4px solid #f0a030; padding: 0.4em 0.8em; }
+ul.notes { font-size: 0.9em; color: #444; }
+table.grid td, table.grid th { border: none; padding: 2px; text-align: center; font-size: 0.8em; }
+table.grid img { display: block; height: auto; image-rendering: pixelated; }
+.curves { display: flex; flex-wrap: wrap; gap: 0.5em 1.5em; }
+figure { margin: 0.5em 0; }
+"""
+
+# Runs on load: by then every <img> has decoded or failed. Writes what browser_check.py reads.
+SELFCHECK_SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var failed = images.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
+  document.getElementById("selfcheck").textContent = JSON.stringify({
+    loaded: true,
+    images: images.length,
+    decoded: images.length - failed.length,
+    failed: failed.map(function (im) { return im.alt; }),
+    approach_rows: document.querySelectorAll("table.results tbody tr.approach").length,
+    reference_rows: document.querySelectorAll("table.results tbody tr.reference").length,
+    svgs: document.querySelectorAll("svg").length
+  });
+});
+"""
+
+
+def render_html(report: Report) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(report.title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{escape(report.title)}</h1>",
+        f'<p class="meta">Generated {escape(report.created)} by <code>gan-colorize report</code>.</p>',
+        "<h2>Protocol</h2>",
+        "<ul>",
+    ]
+    for section in report.sections:
+        parts.append(
+            f"<li><strong>{escape(section.dataset)}</strong> ({escape(count_text(section.n_images))}): "
+            f"{escape(format_protocol(section.protocol))}</li>"
+        )
+    parts.append("</ul>")
+    for section in report.sections:
+        parts += _results(section)
+        if section.grid is not None:
+            parts += _grid(section, report.thumb)
+    if report.curves:
+        parts.append('<h2>Training curves</h2>\n<div class="curves">')
+        parts += [f"<figure>{curve.svg}</figure>" for curve in report.curves]  # the SVG carries its title
+        parts.append("</div>")
+    parts += [
+        '<pre id="selfcheck" hidden>{"loaded": false}</pre>',
+        f"<script>{SELFCHECK_SCRIPT}</script>",
+        "</body>",
+        "</html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _results(section: Section) -> list[str]:
+    parts = [f"<h2>Results: {escape(section.dataset)} ({escape(count_text(section.n_images))})</h2>"]
+    parts += [f'<p class="warning">Warning: {escape(w)}</p>' for w in section.warnings]
+    parts.append(f'<table class="results" data-dataset="{escape(section.dataset)}">')
+    headers = "".join(f"<th>{escape(c.header)}</th>" for c in section.columns)
+    parts.append(f"<thead><tr><th>approach</th>{headers}</tr></thead>")
+    parts.append("<tbody>")
+    for trow in section.rows:
+        kind = "reference" if trow.row.reference else "approach"
+        cells = []
+        for cell in trow.cells:
+            classes = "num" + (" best" if cell.best else "") + (" missing" if cell.missing else "")
+            text = f"<strong>{escape(cell.text)}</strong>" if cell.best else escape(cell.text)
+            cells.append(f'<td class="{classes}">{text}</td>')
+        parts.append(f'<tr class="{kind}"><td>{escape(trow.label)}</td>{"".join(cells)}</tr>')
+    parts.append("</tbody></table>")
+    notes = column_footnotes(section.columns) + list(GENERAL_NOTES)
+    parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    parts.append("<details><summary>Where each row came from</summary>")
+    parts.append('<table class="provenance"><thead><tr><th>approach</th>')
+    parts.append("".join(f"<th>{escape(h)}</th>" for h in PROVENANCE_HEADERS) + "</tr></thead><tbody>")
+    for trow in section.rows:
+        if not trow.row.reference:
+            cells = "".join(f"<td>{escape(v)}</td>" for v in provenance(trow.row))
+            parts.append(f"<tr><td>{escape(trow.label)}</td>{cells}</tr>")
+    parts.append("</tbody></table></details>")
+    return parts
+
+
+def _grid(section: Section, thumb: int) -> list[str]:
+    grid = section.grid
+    parts = [f"<h3>Images: {escape(section.dataset)} (first {len(grid.names)} by name)</h3>"]
+    parts.append('<table class="grid"><thead><tr><th>image</th>')
+    parts.append("".join(f"<th>{escape(h)}</th>" for h in grid.headers) + "</tr></thead><tbody>")
+    for name, line in zip(grid.names, grid.cells):
+        cells = []
+        for t in line:
+            if t is None:
+                cells.append('<td class="missing">missing</td>')
+            else:
+                img = (
+                    f'<img src="{t.data_uri}" alt="{escape(t.alt)}" title="{escape(t.alt)}" width="{thumb}">'
+                )
+                cells.append(f"<td>{img}</td>")
+        parts.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
+    parts.append("</tbody></table>")
+    return parts

@@ -1,0 +1,259 @@
+"""The evaluation protocol and ``gan-colorize evaluate``: runs, outside folders, missing weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2lab
+
+from gan_colorize.commands import evaluate as evaluate_command
+from gan_colorize.config import DataConfig, from_dict, save_config
+from gan_colorize.data import build_datasets
+from gan_colorize.evaluation import (
+    EvalSetError,
+    EvaluationError,
+    colorize_batch,
+    describe_protocol,
+    evaluate_folders,
+    evaluate_run,
+    greyscale_batch,
+    load_eval_set,
+)
+from gan_colorize.evaluation.protocol import available_eval_sets
+from gan_colorize.models import save_generator
+from gan_colorize.registry import GENERATORS
+from gan_colorize.rundir import RunDir
+
+CHEAP = ["colorfulness", "psnr", "ssim", "auc"]
+SIZE = 32
+SCHEMA = {
+    "approach", "run", "config", "checkpoint", "step", "ema", "dataset", "protocol", "n_images",
+    "metrics", "missing", "partial", "pred_dir", "gt_dir", "input_dir",
+}  # fmt: skip
+
+
+def tiny_config(run: Path):
+    return from_dict(
+        {
+            "data": {"train": "builtin:skimage", "size": SIZE, "workers": 0},
+            "model": {"generator": {"type": "unet", "depth": 3, "width": 8}},
+            "loss": {"objective": "regression"},
+            "run": {"dir": str(run), "name": "tiny_unet"},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run folder made without training: config.yaml and one checkpoint of a random tiny U-Net."""
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    run.mkdir()
+    config = tiny_config(run)
+    save_config(config, RunDir(run).config)
+    torch.manual_seed(0)
+    generator = GENERATORS.build(config.model.generator)
+    save_generator(RunDir(run).checkpoint_dir(5) / "generator.pt", generator, config, step=5, ema=True)
+    return run
+
+
+@pytest.fixture(scope="module")
+def evaluated(run_dir: Path) -> dict:
+    return evaluate_run(run_dir, data="builtin:skimage", size=SIZE, metrics=CHEAP, batch_size=4)
+
+
+def read_u8(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def namespace(**kwargs) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    evaluate_command.add_arguments(parser)
+    args = parser.parse_args([])
+    for key, value in kwargs.items():
+        setattr(args, key, value)
+    return args
+
+
+# ---------------------------------------------------------------- the protocol
+def test_colorize_batch_keeps_the_ground_truth_lightness():
+    class Reddish(torch.nn.Module):  # a constant ab: any generator output must go back with L_gt
+        output_kind = "ab"
+
+        def forward(self, L_norm):
+            return torch.stack((torch.full_like(L_norm[:, 0], 0.1), torch.full_like(L_norm[:, 0], 0.05)), 1)
+
+    gt = torch.randint(40, 220, (2, 3, 16, 16), dtype=torch.uint8)
+    pred = colorize_batch(Reddish(), gt)
+    assert pred.dtype == torch.uint8 and pred.shape == gt.shape
+    lab_pred = rgb2lab(pred.permute(0, 2, 3, 1).numpy())
+    lab_gt = rgb2lab(gt.permute(0, 2, 3, 1).numpy())
+    assert np.abs(lab_pred[..., 0] - lab_gt[..., 0]).max() < 1.0
+    # the predicted ab = (0.1, 0.05) * 110 = (11, 5.5) (within the gamut here), not the gt's colours
+    assert np.abs(lab_pred[..., 1] - 11).max() < 1.5 and np.abs(lab_pred[..., 2] - 5.5).max() < 1.5
+
+
+def test_greyscale_batch_is_neutral_with_the_same_lightness():
+    gt = torch.randint(0, 256, (3, 3, 24, 24), dtype=torch.uint8)
+    grey = greyscale_batch(gt)
+    assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
+    lab_grey = rgb2lab(grey.permute(0, 2, 3, 1).numpy())
+    lab_gt = rgb2lab(gt.permute(0, 2, 3, 1).numpy())
+    assert np.abs(lab_grey[..., 0] - lab_gt[..., 0]).max() < 1.0
+
+
+def test_protocol_states_size_and_temperature():
+    protocol = describe_protocol(64, 0.38)
+    assert protocol["size"] == 64 and protocol["bins_temperature"] == 0.38
+    assert protocol == describe_protocol(64)  # comparable results have equal dicts
+
+
+def test_eval_sets_load_and_reject_unknown_keys(tmp_path):
+    assert {"skimage_holdout", "photos_holdout"} <= set(available_eval_sets())
+    demo = load_eval_set("skimage_holdout")
+    assert demo.name == "skimage_holdout" and demo.data == "builtin:skimage" and demo.size == 64
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndata: builtin:skimage\nszie: 64\n")
+    with pytest.raises(EvalSetError, match="did you mean 'size'"):
+        load_eval_set(bad)
+    with pytest.raises(EvalSetError, match="skimage_holdout"):
+        load_eval_set("skimage_holdot")
+
+
+# ---------------------------------------------------------------- a run
+def test_evaluate_run_writes_metrics_json_with_the_schema(evaluated, run_dir):
+    folder = RunDir(run_dir).eval_dir("builtin:skimage_32px")
+    data = json.loads((folder / "metrics.json").read_text())
+    assert set(data) >= SCHEMA
+    assert data["approach"] == "tiny_unet" and data["step"] == 5 and data["ema"] is True
+    assert data["partial"] is False and data["missing"] == {}
+    assert data["protocol"]["size"] == SIZE and "grid of 32x32 crops" in data["protocol"]["resize"]
+    assert data["n_images"] == 24  # chelsea at a shorter side of 4 x 32 = 128: 6 x 4 crops
+    for key in ("cf", "cf_gt", "delta_cf", "psnr", "ssim", "auc"):
+        assert np.isfinite(data["metrics"][key]), key
+    assert data["pred_dir"] == "predictions" and data["gt_dir"] == "gt" and data["input_dir"] == "input"
+    assert Path(evaluated["metrics_file"]) == folder / "metrics.json"
+
+
+def test_predictions_keep_the_ground_truth_L(evaluated, run_dir):
+    folder = Path(evaluated["metrics_file"]).parent
+    names = sorted(p.name for p in (folder / "gt").glob("*.png"))
+    assert len(names) == evaluated["n_images"]
+    assert names == sorted(p.name for p in (folder / "predictions").glob("*.png"))
+    for name in names:
+        pred, gt = read_u8(folder / "predictions" / name), read_u8(folder / "gt" / name)
+        assert pred.shape == gt.shape == (SIZE, SIZE, 3)
+        assert np.abs(rgb2lab(pred)[..., 0] - rgb2lab(gt)[..., 0]).max() < 1.0
+        assert not np.array_equal(pred, gt)  # a random generator does not reproduce the colours
+
+
+def test_references_rows(evaluated):
+    folder = Path(evaluated["metrics_file"]).parent
+    references = json.loads((folder / "references.json").read_text())
+    rows = {row["approach"]: row for row in references["rows"]}
+    truth, grey = rows["ground truth"], rows["greyscale input"]
+    assert truth["metrics"]["psnr"] >= 100 or truth["metrics"]["psnr"] == float("inf")
+    assert truth["metrics"]["delta_cf"] == 0 and truth["metrics"]["ssim"] == pytest.approx(1.0)
+    assert truth["metrics"]["auc"] == pytest.approx(100.0)
+    assert abs(grey["metrics"]["cf"]) < 1e-6
+    assert grey["metrics"]["cf_gt"] == pytest.approx(evaluated["metrics"]["cf_gt"])
+    assert grey["protocol"] == evaluated["protocol"] and grey["pred_dir"] == "input"
+
+
+def test_evaluate_run_on_a_named_set_uses_its_name(run_dir, tmp_path):
+    custom = tmp_path / "tiny_set.yaml"
+    custom.write_text(
+        f"name: tiny_set\ndata: builtin:skimage\nsize: {SIZE}\nmetrics: [psnr]\nbatch_size: 8\n"
+    )
+    result = evaluate_run(run_dir, eval_set=custom)
+    assert Path(result["metrics_file"]) == RunDir(run_dir).eval_dir("tiny_set") / "metrics.json"
+    assert set(result["metrics"]) == {"psnr", "psnr_n_capped"} and result["dataset"] == "tiny_set"
+    with pytest.raises(EvaluationError, match="not both"):
+        evaluate_run(run_dir, eval_set=custom, size=64)
+
+
+def test_a_folder_sets_held_out_share_is_what_training_holds_out(run_dir, tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, [f"p{i:02d}.png" for i in range(24)], seed=3, size=(24, 20))
+    custom = tmp_path / "held.yaml"
+    custom.write_text(f"data: {photos}\neval_fraction: 0.25\nsize: 16\nmetrics: [psnr]\n")
+    result = evaluate_run(run_dir, eval_set=custom)
+    _, held_out = build_datasets(DataConfig(train=str(photos), size=16, eval_fraction=0.25))
+    expected = sorted(held_out[i]["name"] + ".png" for i in range(len(held_out)))
+    written = sorted(p.name for p in (Path(result["metrics_file"]).parent / "gt").iterdir())
+    assert written == expected and 0 < len(expected) < 24
+    assert result["dataset"] == "held" and "eval_fraction=0.25" in result["data"]
+
+
+def test_missing_fid_weights_make_a_partial_result(run_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    # no data: the run's own evaluation data (builtin:skimage's held-out photo), here at 16 px
+    result = evaluate_run(run_dir, size=16, metrics=["psnr", "fid"])
+    assert result["dataset"] == "builtin_skimage_16px" and result["data"] == "builtin:skimage"
+    assert result["partial"] is True
+    assert result["missing"] == {"fid": "n/a (missing pt_inception-2015-12-05-6726825d.pth, see README)"}
+    assert np.isfinite(result["metrics"]["psnr"]) and "fid" not in result["metrics"]
+
+    args = namespace(runs=[str(run_dir)], size=16, metrics="psnr,fid")
+    assert evaluate_command.run(args) == 3
+    assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- an outside method's folders
+def write_images(folder: Path, names: list[str], seed: int, size=(20, 16)) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(folder / name)
+
+
+def test_evaluate_folders_scores_by_name(tmp_path):
+    write_images(tmp_path / "gt", ["a.png", "b.png"], seed=1)
+    write_images(tmp_path / "same", ["a.png", "b.png"], seed=1)
+    result = evaluate_folders(tmp_path / "same", tmp_path / "gt", ["psnr", "colorfulness"])
+    assert result["metrics"]["psnr"] >= 100 and result["metrics"]["psnr_n_capped"] == 2
+    assert result["metrics"]["delta_cf"] == 0 and result["n_images"] == 2
+    written = json.loads(Path(result["metrics_file"]).read_text())
+    assert written["approach"] == "same" and Path(result["metrics_file"]) == tmp_path / "metrics_same.json"
+
+    write_images(tmp_path / "other", ["a.png", "b.png"], seed=2)
+    other = evaluate_folders(tmp_path / "other", tmp_path / "gt", ["psnr"], out=tmp_path / "o.json")
+    assert other["metrics"]["psnr"] < 20 and (tmp_path / "o.json").is_file()
+
+
+def test_evaluate_folders_against_a_runs_ground_truth_takes_its_dataset(evaluated, tmp_path):
+    gt = Path(evaluated["metrics_file"]).parent / "gt"
+    result = evaluate_folders(gt, gt, ["psnr"], out=tmp_path / "copy.json")
+    assert result["dataset"] == evaluated["dataset"] and result["protocol"] == evaluated["protocol"]
+
+
+def test_mismatched_names_are_listed(tmp_path, capsys):
+    write_images(tmp_path / "gt", ["a.png", "b.png", "c.png"], seed=1)
+    write_images(tmp_path / "pred", ["a.jpg", "b.png", "zz.png"], seed=1)
+    with pytest.raises(EvaluationError, match=r"1 missing from the predictions: c.*1 extra .*: zz"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "gt", ["psnr"])
+    args = namespace(pred=str(tmp_path / "pred"), gt=str(tmp_path / "gt"), metrics="psnr")
+    assert evaluate_command.run(args) == 2
+    err = capsys.readouterr().err
+    assert "c" in err and "zz" in err and "Traceback" not in err
+
+
+def test_a_prediction_of_another_size_is_an_error(tmp_path):
+    write_images(tmp_path / "gt", ["a.png"], seed=1, size=(20, 16))
+    write_images(tmp_path / "pred", ["a.png"], seed=1, size=(16, 16))
+    with pytest.raises(EvaluationError, match=r"a.png: 16x16 .* 20x16"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "gt", ["psnr"])
+
+
+def test_cli_usage_errors_exit_2(tmp_path, capsys):
+    assert evaluate_command.run(namespace()) == 2
+    assert evaluate_command.run(namespace(runs=["x"], pred="p", gt="g")) == 2
+    assert evaluate_command.run(namespace(runs=[str(tmp_path)], metrics="psnrr")) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'psnr'" in err and "Traceback" not in err

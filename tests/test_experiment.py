@@ -1,0 +1,246 @@
+"""Study files: errors that say what to fix, override order, the shipped studies; end to end (slow)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan_colorize.commands import experiment as experiment_command
+from gan_colorize.experiment import (
+    EXIT_PARTIAL,
+    StudyError,
+    check_eval,
+    load_study,
+    parse_study,
+    plan_study,
+    run_overrides,
+)
+from gan_colorize.registry import DISCRIMINATORS, GENERATORS, check_arguments
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+TINY_CONFIG = {
+    "data": {"train": "builtin:skimage", "size": 32, "batch_size": 2, "workers": 0},
+    "model": {"generator": {"type": "unet", "depth": 5, "width": 8}},
+    "loss": {"objective": "regression"},
+    "train": {"steps": 2, "log_every": 1, "sample_every": 2, "checkpoint_every": 2},
+}
+
+
+def _study(**changes) -> dict:
+    data = {
+        "name": "mini",
+        "runs": [
+            {"name": "a", "config": "a.yaml"},
+            {"name": "b", "config": "b.yaml", "set": ["train.seed=1"]},
+        ],
+        "eval": {"sets": ["mini_set"], "metrics": ["psnr"]},
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def configs(tmp_path, monkeypatch):
+    """a.yaml, b.yaml, eval/sets/mini_set.yaml in the current directory (study paths are relative to it)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    (tmp_path / "eval" / "sets").mkdir(parents=True)
+    (tmp_path / "eval" / "sets" / "mini_set.yaml").write_text(
+        yaml.safe_dump({"data": "builtin:skimage", "size": 32})
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"runz": []}, r"unknown key 'runz' \(did you mean 'runs'\?\)"),
+        (
+            {"runs": [{"name": "a", "confg": "a.yaml"}]},
+            r"runs\[0\]: unknown key 'confg' \(did you mean 'config'\?\)",
+        ),
+        ({"eval": {"metric": ["psnr"]}}, r"eval: unknown key 'metric' \(did you mean 'metrics'\?\)"),
+        ({"report": {"gird": 4}}, r"report: unknown key 'gird' \(did you mean 'grid'\?\)"),
+        ({"runs": [{"name": "a"}]}, r"runs\[0\]: needs 'config'"),
+        ({"runs": [{"name": "a", "config": "x"}, {"name": "a", "config": "y"}]}, "'a' is used twice"),
+        ({"runs": [{"name": "report", "config": "x"}]}, "other than 'report'"),
+        ({"runs": []}, "non-empty list"),
+        ({"eval": {"sets": ["x"], "data": "builtin:skimage"}}, "either 'sets' or 'data'"),
+        ({"report": {"grid": -1}}, "report.grid"),
+    ],
+)
+def test_study_errors_name_the_key_and_suggest(changes, message):
+    with pytest.raises(StudyError, match=message):
+        parse_study(_study(**changes), "s.yaml")
+
+
+def test_missing_config_file_is_named(configs):
+    study = parse_study(_study(runs=[{"name": "a", "config": "configs/nope.yaml"}]), "s.yaml")
+    with pytest.raises(StudyError, match=r"run 'a': config file configs/nope\.yaml does not exist"):
+        plan_study(study)
+
+
+def test_config_errors_name_the_run(configs):
+    study = parse_study(_study(set=["train.stepz=3"]), "s.yaml")
+    with pytest.raises(
+        StudyError, match=r"run 'a': .*unknown config key 'train.stepz' \(did you mean 'steps'\?\)"
+    ):
+        plan_study(study)
+
+
+def test_only_unknown_run_suggests(configs):
+    with pytest.raises(StudyError, match=r"no run 'bb' \(did you mean 'b'\?\)"):
+        plan_study(parse_study(_study(), "s.yaml"), only=["bb"])
+
+
+def test_overrides_study_then_run_then_command_line_and_fixed_folder(configs):
+    study = parse_study(
+        _study(
+            out="studies/x",
+            set=["train.seed=5", "train.steps=7"],
+            runs=[
+                {"name": "b", "config": "b.yaml", "set": ["train.seed=1", "model.init_from={out}/a"]},
+            ],
+        ),  # fmt: skip
+        "s.yaml",
+    )
+    overrides = run_overrides(study, study.runs[0], ["train.steps=9", "run.dir=elsewhere"])
+    assert overrides[-2:] == ["run.dir=studies/x/b", "run.name=b"]  # the study decides where runs go
+    (planned,) = plan_study(study, overrides=["train.steps=9"])
+    assert planned.config.train.seed == 1 and planned.config.train.steps == 9
+    assert planned.config.model.init_from == "studies/x/a"
+    assert planned.config.run.dir == "studies/x/b" and planned.config.run.name == "b"
+    assert planned.dir == Path("studies/x/b")
+    assert parse_study(_study(), "s").out_dir == Path("runs/mini")  # the default out folder
+
+
+def test_only_selects_runs_in_file_order(configs):
+    planned = plan_study(parse_study(_study(), "s.yaml"), only=["b", "a"])
+    assert [p.run.name for p in planned] == ["a", "b"]
+
+
+def test_dry_run_prints_the_plan_and_bad_files_exit_2(configs, capsys):
+    (configs / "study.yaml").write_text(yaml.safe_dump(_study()))
+    parser = argparse.ArgumentParser()
+    experiment_command.add_arguments(parser)
+    assert experiment_command.run(parser.parse_args(["study.yaml", "--dry-run"])) == 0
+    assert "a: a.yaml -> runs/mini/a (not trained)" in capsys.readouterr().out
+    assert experiment_command.run(parser.parse_args(["nope.yaml"])) == 2
+    assert "study file nope.yaml does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "eval_spec, message",
+    [
+        (
+            {"sets": ["mini_sett"]},
+            r"eval.sets: unknown evaluation set 'mini_sett' \(did you mean 'mini_set'\?\)",
+        ),
+        (
+            {"sets": ["mini_set"], "metrics": ["psnrr"]},
+            r"eval.metrics: unknown metric 'psnrr' \(did you mean 'psnr'\?\)",
+        ),
+        ({"metrics": ["psnr"]}, "eval needs 'sets'"),
+    ],
+)
+def test_eval_errors_before_anything_trains(configs, capsys, eval_spec, message):
+    (configs / "study.yaml").write_text(yaml.safe_dump(_study(eval=eval_spec)))
+    parser = argparse.ArgumentParser()
+    experiment_command.add_arguments(parser)
+    assert experiment_command.run(parser.parse_args(["study.yaml"])) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (configs / "runs").exists()
+
+
+def test_an_interrupted_run_stops_the_study(configs, monkeypatch, capsys):
+    """train() returns normally after Ctrl-C; the study must not evaluate it and go on to the next run."""
+    import gan_colorize.evaluation
+    import gan_colorize.training
+
+    trained = []
+    monkeypatch.setattr(
+        gan_colorize.training, "train", lambda config, resume=None: trained.append(config.run.name)
+    )
+    monkeypatch.setattr(gan_colorize.evaluation, "evaluate_run", lambda *a, **k: pytest.fail("evaluated"))
+    (configs / "study.yaml").write_text(yaml.safe_dump(_study()))
+    parser = argparse.ArgumentParser()
+    experiment_command.add_arguments(parser)
+    assert experiment_command.run(parser.parse_args(["study.yaml"])) == 130
+    assert trained == ["a"]
+    assert "run 'a' stopped at step 0 of 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_studies_parse_and_their_configs_load(path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    study = load_study(path.relative_to(REPO))
+    planned = plan_study(study)
+    assert [p.run.name for p in planned] == [r.name for r in study.runs]
+    names = [r.name for r in study.runs]
+    for item in planned:  # a run initialised from another one must come after it
+        init = item.config.model.init_from
+        if init and init.startswith(str(study.out_dir) + "/"):
+            source = Path(init).name
+            assert names.index(source) < names.index(item.run.name), f"{item.run.name} trains before {source}"
+    check_eval(study)  # the eval sets exist, the metric names are registered
+    for item in planned:  # the components the overrides name take the arguments given
+        for registry, spec in (
+            (GENERATORS, item.config.model.generator),
+            (DISCRIMINATORS, item.config.model.discriminator),
+        ):
+            if spec:
+                kwargs = {k: v for k, v in spec.items() if k != "type"}
+                check_arguments(registry.get(spec["type"]), kwargs, f"{item.run.name}: {spec['type']}")
+
+
+def _has(module: str, attr: str) -> bool:
+    try:
+        return hasattr(importlib.import_module(module), attr)
+    except ImportError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not all(
+        _has(module, attr)
+        for module, attr in [
+            ("gan_colorize.training", "train"),
+            ("gan_colorize.evaluation.evaluate", "evaluate_run"),
+            ("gan_colorize.data", "build_datasets"),
+        ]
+    ),
+    reason="needs gan_colorize.training.train, gan_colorize.data.build_datasets and evaluation.evaluate_run",
+)
+def test_mini_study_trains_evaluates_reports_and_resumes(configs, capsys):
+    study = _study(out="study", eval={"sets": ["mini_set"], "metrics": ["colorfulness", "psnr", "ssim"]})
+    study["report"] = {"grid": 2}
+    (configs / "study.yaml").write_text(yaml.safe_dump(study))
+    parser = argparse.ArgumentParser()
+    experiment_command.add_arguments(parser)
+    args = parser.parse_args(["study.yaml", "--device", "cpu", "--set", "train.steps=2"])
+    code = experiment_command.run(args)
+    out = capsys.readouterr().out
+    assert code in (0, EXIT_PARTIAL)
+    html = configs / "study" / "report" / "report.html"
+    assert f"report: {html.relative_to(configs)}" in out or f"report: {html}" in out
+    md = (configs / "study" / "report" / "report.md").read_text()
+    assert "| a |" in md and "| b |" in md and "*ground truth*" in md
+    for name in ("a", "b"):
+        (metrics,) = (configs / "study" / name / "eval").glob("*/metrics.json")
+        assert json.loads(metrics.read_text())["step"] == 2
+    # a second call trains nothing more: the runs are finished
+    checkpoints = sorted((configs / "study" / "a" / "checkpoints").iterdir())
+    assert experiment_command.run(args) == code
+    assert sorted((configs / "study" / "a" / "checkpoints").iterdir()) == checkpoints
+    capsys.readouterr()
+    assert experiment_command.run(parser.parse_args(["study.yaml", "--dry-run"])) == 0
+    assert "b: b.yaml -> study/b (finished)" in capsys.readouterr().out

@@ -1,0 +1,271 @@
+"""The report: table contents and best-value marking, n/a texts, self-contained HTML, SVG curves."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_colorize.commands import report as report_command
+from gan_colorize.report import ReportError, build_report, collect_results
+from gan_colorize.report.curves import MAX_POINTS, Series, curves_svg, downsample, nice_ticks
+
+NAMES = [f"img_{i:02d}.png" for i in range(8)]
+LPIPS_MISSING = "n/a (missing alexnet-owt-7be5be79.pth, see README)"
+PROTOCOL = {"size": 32, "resize": "shorter side, centre crop", "colour space": "Lab"}
+
+# Constructed so that each column's best approach is known:
+#   ΔCF closest to 0: B; FID lowest: B; LPIPS lowest: A; PSNR, SSIM highest: B; AuC highest: C.
+# The reference rows beat every approach on PSNR/SSIM/AuC and must still not be marked.
+APPROACHES = {
+    "A": {"cf": 30.0, "cf_gt": 35.0, "delta_cf": -5.0, "fid": 50.0, "fid_n": 8, "lpips": 0.20,
+          "psnr": 22.0, "psnr_n_capped": 0, "ssim": 0.80, "auc": 90.0, "efficientnet_fd": 4.0,
+          "efficientnet_fd_n": 8},
+    "B": {"cf": 37.0, "cf_gt": 35.0, "delta_cf": 2.0, "fid": 40.0, "fid_n": 8, "lpips": 0.25,
+          "psnr": 23.5, "ssim": 0.85, "auc": 88.0, "efficientnet_fd": 3.0},
+    "C": {"cf": 50.0, "cf_gt": 35.0, "delta_cf": 15.0, "fid": 60.0, "fid_n": 8,
+          "psnr": 21.0, "ssim": 0.70, "auc": 95.0, "efficientnet_fd": 5.0},
+}  # fmt: skip
+REFERENCES = {
+    "ground truth": {"cf": 35.0, "delta_cf": 0.0, "fid": 0.0, "fid_n": 8, "lpips": 0.0, "psnr": float("inf"),
+                     "ssim": 1.0, "auc": 100.0},
+    "greyscale input": {"cf": 0.0, "delta_cf": -35.0, "fid": 90.0, "fid_n": 8, "lpips": 0.3, "psnr": 24.0,
+                        "ssim": 0.95, "auc": 97.0},
+}  # fmt: skip
+
+
+def _png(path: Path, rng: np.random.Generator, grey: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = rng.integers(0, 256, size=(32, 32) if grey else (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def _metrics_json(approach: str, metrics: dict, run: Path | None, images: Path) -> dict:
+    missing = {"lpips": LPIPS_MISSING} if "lpips" not in metrics else {}
+    return {
+        "approach": approach,
+        "run": str(run) if run else None,
+        "config": f"configs/{approach}.yaml",
+        "checkpoint": f"{run}/checkpoints/step_00000100" if run else None,
+        "step": 100 if run else None,
+        "ema": True if run else None,
+        "dataset": "fake",
+        "protocol": PROTOCOL,
+        "n_images": len(NAMES),
+        "metrics": metrics,
+        "missing": missing,
+        "partial": bool(missing),
+        "pred_dir": "pred" if run else str(images / ("gt" if approach == "ground truth" else "input")),
+        # relative to the json's folder, as evaluation writes them
+        "gt_dir": str(Path("..", "..", "..", "..", "images", "gt")),
+        "input_dir": str(Path("..", "..", "..", "..", "images", "input")),
+    }
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """study/{A,B,C}/eval/fake/{metrics.json,references.json,pred/*.png}, images/{gt,input}; A has curves."""
+    root = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    images = root / "images"
+    for name in NAMES:
+        _png(images / "gt" / name, rng)
+        _png(images / "input" / name, rng, grey=True)
+    study = root / "study"
+    for approach, metrics in APPROACHES.items():
+        run = study / approach
+        (run / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
+        (run / "config.yaml").write_text("run: {}\n")
+        eval_dir = run / "eval" / "fake"
+        for name in NAMES:
+            _png(eval_dir / "pred" / name, rng)
+        (eval_dir / "metrics.json").write_text(json.dumps(_metrics_json(approach, metrics, run, images)))
+        rows = [_metrics_json(a, m, None, images) for a, m in REFERENCES.items()]
+        (eval_dir / "references.json").write_text(json.dumps({"dataset": "fake", "rows": rows}))
+    # A's training log: 1200 rows (more than the plot keeps), L1 from 100 down to 5 (log scale)
+    with open(study / "A" / "metrics.jsonl", "w") as f:
+        for step in range(1, 1201):
+            row = {"step": step, "loss/g_l1": 100.0 * 0.9975**step + 5, "loss/g_adv": 0.7, "loss/d": 0.6}
+            f.write(json.dumps(row) + "\n")
+        f.write('{"step": 1201, "loss/g_l1": 4')  # a line cut by a kill: skipped, not fatal
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(study):
+    return build_report([study / "study"], study / "out", grid=4, title="Fake study")
+
+
+def _md_row(md: str, label: str) -> list[str]:
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] in (label, f"*{label}*"):
+            return cells
+    raise AssertionError(f"no table row {label!r} in report.md")
+
+
+def _md_header(md: str) -> list[str]:
+    line = next(line for line in md.splitlines() if line.startswith("| approach | CF"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_collect_finds_runs_references_and_curves(study):
+    results = collect_results([study / "study"])
+    assert sorted(r.approach for r in results.rows) == ["A", "B", "C"]
+    assert [r.approach for r in results.references["fake"]] == ["ground truth", "greyscale input"]
+    assert [run.name for run in results.runs] == ["A"]  # only A has metrics.jsonl
+    row = next(r for r in results.rows if r.approach == "A")
+    assert row.pred_dir == study / "study" / "A" / "eval" / "fake" / "pred"
+    assert (row.gt_dir / NAMES[0]).is_file()  # the relative gt_dir resolves against the json's folder
+    # a single metrics.json and a run folder give the same row
+    one = collect_results([study / "study" / "A" / "eval" / "fake" / "metrics.json"])
+    assert [r.approach for r in one.rows] == ["A"] and one.references["fake"]
+
+
+def test_table_has_every_approach_and_reference_row(report):
+    md = report.md_path.read_text()
+    for label in ("A", "B", "C", "ground truth", "greyscale input"):
+        _md_row(md, label)
+    header = _md_header(md)
+    assert header[:8] == ["approach", "CF", "ΔCF →0", "FID ↓", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "AuC (%) ↑"]
+    assert header[8] == "EffNet-FD\\* ↓" and len(header) == 9  # psnr_n_capped, cf_gt, fid_n: no columns
+    assert "EffNet-FD\\*: non-standard" in md
+    assert md.count("| *ground truth* |") == 1  # reference rows once per dataset, not once per run
+
+
+def test_best_values_are_marked_per_column(report):
+    md = report.md_path.read_text()
+    header = _md_header(md)
+    col = {name.split(" ")[0]: i for i, name in enumerate(header)}
+    rows = {label: _md_row(md, label) for label in ("A", "B", "C", "ground truth", "greyscale input")}
+    expected_best = {"ΔCF": "B", "FID": "B", "LPIPS": "A", "PSNR": "B", "SSIM": "B", "AuC": "C"}
+    for column, winner in expected_best.items():
+        bold = [label for label, cells in rows.items() if cells[col[column]].startswith("**")]
+        assert bold == [winner], f"{column}: bold in {bold}, expected {winner}"
+    assert not any(cells[col["CF"]].startswith("**") for cells in rows.values())  # CF itself is not ranked
+    assert rows["B"][col["FID"]] == "**40.0 (n=8)**"
+    assert rows["ground truth"][col["PSNR"]] == "∞"
+
+
+def test_missing_metric_shows_the_na_text(report):
+    md = report.md_path.read_text()
+    col = {name.split(" ")[0]: i for i, name in enumerate(_md_header(md))}
+    assert _md_row(md, "C")[col["LPIPS"]] == LPIPS_MISSING
+    assert "partial evaluation" in md and "FID is biased upwards" in md
+    assert "configs/A.yaml" in md and "step_00000100" in md  # provenance of each row
+    assert "colour space=Lab" in md  # the protocol is printed
+
+
+def test_html_is_self_contained_and_images_decode(report):
+    page = report.html_path.read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page)
+    assert "<link" not in page and "<script src" not in page
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    # grid of 4 images x (input + 3 approaches + ground truth)
+    assert len(sources) == 4 * 5
+    for src in sources:
+        header, _, payload = src.partition(",")
+        assert header.startswith("data:image/") and header.endswith(";base64")
+        with Image.open(io.BytesIO(base64.b64decode(payload))) as image:
+            image.load()
+            assert image.size == (32, 32)  # smaller than the thumbnail size: never upscaled
+    assert len(re.findall(r'<tr class="approach">', page)) == 3
+    assert len(re.findall(r'<tr class="reference">', page)) == 2
+    assert "<strong>23.50</strong>" in page
+
+
+def test_curves_are_inline_svg_and_linked_from_markdown(report):
+    assert [c.run for c in report.curves] == ["A"]
+    svg_file = report.out / "curves_A.svg"
+    assert svg_file.is_file() and "(curves_A.svg)" in report.md_path.read_text()
+    svg = svg_file.read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 + 1  # 3 loss terms + the axes
+    assert "g_l1" in svg and "log scale" in svg  # L1 at ~100 next to 0.6: log axis
+    longest = max(len(p.split()) for p in re.findall(r'<polyline points="([^"]+)"', svg))
+    assert longest <= MAX_POINTS
+    assert svg in report.html_path.read_text()
+
+
+def test_downsample_keeps_ends_and_ticks_are_round():
+    series = Series("x", list(range(2000)), [float(i) for i in range(2000)])
+    small = downsample(series, 100)
+    assert len(small.steps) == 100 and small.steps[0] == 0 and small.steps[-1] == 1999
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert nice_ticks(3.0, 97.0) == [25.0, 50.0, 75.0]
+    assert nice_ticks(-0.3, 0.3) == [-0.2, 0.0, 0.2]
+    assert nice_ticks(0.55, 0.65) == [0.55, 0.575, 0.6, 0.625, 0.65]
+    with pytest.raises(ValueError, match="no loss values"):
+        curves_svg("empty", [])
+
+
+def test_unreadable_results_are_errors_that_name_the_file(tmp_path):
+    with pytest.raises(ReportError, match="does not exist"):
+        collect_results([tmp_path / "nope"])
+    bad = tmp_path / "metrics.json"
+    bad.write_text(json.dumps({"approach": "x", "metrics": {}}))
+    with pytest.raises(ReportError, match=r"metrics\.json.*'dataset'"):
+        collect_results([bad])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="neither a run folder"):
+        collect_results([tmp_path / "empty"])
+
+
+def test_command_prints_where_the_report_is(study, tmp_path, capsys):
+    parser = __import__("argparse").ArgumentParser()
+    report_command.add_arguments(parser)
+    args = parser.parse_args([str(study / "study"), "--out", str(tmp_path / "r"), "--grid", "2"])
+    assert report_command.run(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        str(tmp_path / "r" / "report.html") in out
+        and "greyscale input" in out
+        and "LPIPS n/a (missing alexnet-owt-7be5be79.pth, see README): C" in out
+    )
+    args = parser.parse_args([str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
+    assert report_command.run(args) == 2
+
+
+BROWSER_CHECK = Path(__file__).with_name("browser_check.py")
+needs_chromium = pytest.mark.skipif(
+    not Path("/usr/bin/chromium").is_file(),
+    reason="/usr/bin/chromium is not installed (apt-get install chromium)",
+)
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BROWSER_CHECK), str(report.html_path), "--rows", "3"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "20/20 images decoded" in done.stdout
+    # the check can fail: a broken image and a row too many demanded
+    page = report.html_path.read_text()
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.replace('src="data:image/jpeg;base64,', 'src="data:image/jpeg;base64,AAAA', 1))
+    done = subprocess.run(
+        [sys.executable, str(BROWSER_CHECK), str(broken), "--rows", "4"], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "1 of 20 images did not decode" in done.stderr and "expected at least 4" in done.stderr
+
+
+def test_outside_method_finds_references_beside_its_ground_truth(study, tmp_path):
+    """evaluate_folders' json lies beside the predictions; its gt/ is an evaluation's, with references."""
+    references = study / "study" / "A" / "eval" / "fake" / "references.json"
+    (study / "images" / "references.json").write_text(references.read_text())
+    outside = _metrics_json("outside", APPROACHES["B"], None, study / "images")
+    outside["gt_dir"] = str(study / "images" / "gt")
+    (tmp_path / "metrics_outside.json").write_text(json.dumps(outside))
+    results = collect_results([tmp_path / "metrics_outside.json"])
+    assert [r.approach for r in results.references["fake"]] == ["ground truth", "greyscale input"]

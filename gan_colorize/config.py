@@ -44,7 +44,8 @@ class DataConfig:
     crops_per_epoch: int = 1024  # builtin:skimage: random crops that make one epoch
     min_chroma: float = 4.0  # images whose 99th-percentile chroma (Lab) is below this are greyscale: left out
     max_bad_fraction: float = 0.05  # stop before training if more of the files are unreadable
-    file_list_cache: bool = False  # cache the sorted file list of a large tree beside the run
+    # cache the file list and screening of a large tree (in ~/.cache/gan_colorize)
+    file_list_cache: bool = False
     eval_fraction: float = 0.05  # folders: share of files (hash-chosen, stable) held out for evaluation
 
 
@@ -193,7 +194,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             pass
     if tp is str and isinstance(value, bool):
         raise ConfigError(
-            f"{where}: got {value!r}; YAML reads yes/no/on/off/true/false as booleans: quote the word ('\"no\"')"
+            f"{where}: got {value!r}; YAML reads yes/no/on/off/true/false as booleans: "
+            "quote the word ('\"no\"')"
         )
     if tp is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true/false, got {value!r}")

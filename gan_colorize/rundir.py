@@ -21,16 +21,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+# read once, at import: the umask can only be read by setting it, and setting it is process-wide
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file.
+
+    The result has the permissions of a normally created file (0o666 minus the umask), not the
+    0o600 that ``mkstemp`` gives its temporary files.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -204,6 +204,70 @@ def test_uint8_to_lab_norm_range_and_values():
 
 
 def test_to_uint8_rounds_to_nearest_and_clips():
-    rgb = torch.tensor([-0.5, 0.0, 0.499 / 255, 0.501 / 255, 0.5, 1.0, 1.5]).view(1, 1, 7, 1).expand(1, 3, 7, 1)
+    rgb = (
+        torch.tensor([-0.5, 0.0, 0.499 / 255, 0.501 / 255, 0.5, 1.0, 1.5]).view(1, 1, 7, 1).expand(1, 3, 7, 1)
+    )
     out = lab.to_uint8(rgb)[0, 0, :, 0].tolist()
     assert out == [0, 0, 0, 1, 128, 255, 255]
+
+
+# ---------------------------------------------------------------- more photos, extremes, round trips
+@pytest.mark.parametrize("name", ["rocket", "motorcycle_left", "motorcycle_right"])
+def test_other_builtin_photos_match_skimage(name):
+    if name.startswith("motorcycle"):
+        left, right, _ = data.stereo_motorcycle()
+        photo = (left if name.endswith("left") else right)[::2, ::2]
+    else:
+        photo = getattr(data, name)()[::2, ::2]
+    ours = to_hwc(lab.rgb_to_lab(to_nchw(photo, torch.float32) / 255.0))[0]
+    np.testing.assert_allclose(ours, color.rgb2lab(photo), rtol=0, atol=TOL)
+
+
+def test_srgb_red_has_the_tabulated_lab_value():
+    """sRGB (1, 0, 0) is Lab (53.24, 80.09, 67.20) under D65 in every colour-science table."""
+    red = lab.rgb_to_lab(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64).view(1, 3, 1, 1))
+    np.testing.assert_allclose(red.flatten().numpy(), [53.24, 80.09, 67.20], atol=0.01)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_lab_to_rgb_matches_skimage_on_random_lab_boxes(dtype):
+    """The whole L x a x b box, mostly out of gamut, in both precisions."""
+    rng = np.random.default_rng(7)
+    n = 4096
+    values = np.stack([rng.uniform(0, 100, n), rng.uniform(-128, 127, n), rng.uniform(-128, 127, n)], axis=-1)
+    ours = to_hwc(lab.lab_to_rgb(to_nchw(values[None], dtype)))[0, 0]
+    with pytest.warns(UserWarning):  # skimage says it zeroes negative Z; lab.py does the same quietly
+        expected = color.lab2rgb(values)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_extreme_lab_and_rgb_stay_finite(dtype):
+    axis = torch.tensor([-1e4, -500.0, 0.0, 1e-6, 8.0, 100.0, 500.0, 1e4], dtype=dtype)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij")).reshape(1, 3, -1, 1)
+    rgb = lab.lab_to_rgb(grid)
+    assert torch.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
+    # generators and interpolations overshoot [0, 1]: rgb -> Lab must stay finite too
+    overshoot = (
+        torch.tensor([-0.5, -1e-3, 0.0, 1.0, 1.001, 2.0], dtype=dtype).view(1, 1, 6, 1).repeat(1, 3, 1, 1)
+    )
+    assert torch.isfinite(lab.rgb_to_lab(overshoot)).all()
+
+
+def test_uint8_images_survive_the_normalised_round_trip_exactly():
+    """uint8 -> (L_norm, ab_norm) in float32 -> sRGB -> uint8 gives back every pixel: the data
+    pipeline's conversion loses nothing a PNG could show."""
+    u8 = torch.from_numpy(np.random.default_rng(8).integers(0, 256, (2, 3, 64, 96), dtype=np.uint8))
+    L_norm, ab_norm = lab.uint8_to_lab_norm(u8)
+    assert torch.equal(lab.to_uint8(lab.lab_norm_to_rgb(L_norm, ab_norm)), u8)
+
+
+def test_gradients_through_the_normalised_round_trip_are_finite():
+    """What a perceptual or colourfulness loss on the reconstructed RGB back-propagates through,
+    with black and white pixels and an ab pushed out of gamut."""
+    rgb = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(9))
+    rgb[0, :, 0, 0], rgb[0, :, 0, 1] = 0.0, 1.0
+    rgb.requires_grad_(True)
+    L_norm, ab_norm = lab.rgb_to_lab_norm(rgb)
+    lab.lab_norm_to_rgb(L_norm, ab_norm * 1.5).sum().backward()
+    assert torch.isfinite(rgb.grad).all() and rgb.grad.abs().sum() > 0

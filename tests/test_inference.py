@@ -4,6 +4,8 @@ import argparse
 import hashlib
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,7 +24,8 @@ from gan_colorize.inference import Colorizer, export_generator
 from gan_colorize.inference import colorizer as colorizer_module
 from gan_colorize.inference.batch import InputOverwriteError, colorize_jobs, plan_jobs
 from gan_colorize.inference.colorizer import lab_to_rgb_keep_lightness, working_shape
-from gan_colorize.models import save_generator
+from gan_colorize.models import load_generator, save_generator
+from gan_colorize.models.io import read_generator_file
 from gan_colorize.registry import GENERATORS
 
 ODD_SIZE = (667, 1001)  # H, W: odd, not a multiple of the generator's 8, not the working aspect
@@ -216,6 +219,16 @@ def test_alpha_is_kept(colorizer, photo):
     assert np.array_equal(out[..., :3], colorizer.colorize_array(crop))
 
 
+def test_importing_the_package_does_not_import_torch():
+    code = (
+        "import sys, gan_colorize; assert 'torch' not in sys.modules, 'torch imported'; "
+        "from gan_colorize import Colorizer; assert 'torch' in sys.modules; print(Colorizer.__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Colorizer"
+
+
 def test_pil_call_returns_an_image_of_the_same_size_and_mode(colorizer, photo):
     image = Image.fromarray(photo[:201, :303])
     out = colorizer(image.convert("RGBA"))
@@ -224,8 +237,7 @@ def test_pil_call_returns_an_image_of_the_same_size_and_mode(colorizer, photo):
 
 
 def test_readme_python_example(checkpoint, photo, tmp_path):
-    # README: from gan_colorize import Colorizer  (gan_colorize.inference until the package exports it)
-    from gan_colorize.inference import Colorizer as ReadmeColorizer
+    from gan_colorize import Colorizer as ReadmeColorizer  # as the README writes it
 
     Image.fromarray(photo[:99, :151]).save(tmp_path / "photo.jpg")
     colorizer = ReadmeColorizer.from_checkpoint(checkpoint)
@@ -389,12 +401,33 @@ def test_export_from_a_run_folder_picks_the_step(tmp_path):
         )
     export_generator(tmp_path / "run", tmp_path / "latest.pt")
     export_generator(tmp_path / "run", tmp_path / "first.safetensors", step=10)
-    from gan_colorize.inference import load_exported
-
-    assert load_exported(tmp_path / "latest.pt")["step"] == 20
-    first = load_exported(tmp_path / "first.safetensors")
+    assert read_generator_file(tmp_path / "latest.pt")["step"] == 20
+    first = read_generator_file(tmp_path / "first.safetensors")
     assert first["step"] == 10 and first["ema"] is True and first["config"] == config.to_dict()
     assert run_export(tmp_path / "run", "--out", tmp_path / "x.pt", "--checkpoint", 15) == 2
+
+
+def test_load_generator_reads_safetensors_exports(checkpoint, tmp_path):
+    export_generator(checkpoint, tmp_path / "model.safetensors", half=True)
+    loaded = load_generator(tmp_path / "model.safetensors")
+    original = load_generator(checkpoint)
+    assert (loaded.step, loaded.ema, loaded.path) == (12, False, tmp_path / "model.safetensors")
+    for key, value in original.module.state_dict().items():
+        got = loaded.module.state_dict()[key]
+        assert got.dtype == value.dtype  # half parameters come back as the module's float32
+        assert torch.allclose(got, value, rtol=1e-3, atol=1e-4), key
+
+
+def test_outputs_are_readable_by_group_and_others_under_umask_022(checkpoint, photo, tmp_path, monkeypatch):
+    """``atomic_write``'s temporary is mkstemp's 0o600; the result must be 0o644 under umask 022."""
+    from gan_colorize import rundir
+
+    monkeypatch.setattr(rundir, "_UMASK", 0o022)  # the umask is read once, at import
+    Image.fromarray(photo[:40, :60]).save(tmp_path / "a.png")
+    assert run_colorize(tmp_path / "a.png", "--checkpoint", checkpoint, "--out", tmp_path / "out") == 0
+    export_generator(checkpoint, tmp_path / "model.safetensors")
+    for path in (tmp_path / "out" / "a.png", tmp_path / "model.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
 class NotATensor:

@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     done = run_dir.list_checkpoints()[-1][0] if run_dir.list_checkpoints() else 0
     if done < config.train.steps:
-        print(f"stopped at step {done} of {config.train.steps}; continue with --resume latest", file=sys.stderr)
+        print(
+            f"stopped at step {done} of {config.train.steps}; continue with --resume latest", file=sys.stderr
+        )
         return 130  # the shell's code for "ended by Ctrl-C"
     print(f"run folder: {run_dir.root}")
     return 0

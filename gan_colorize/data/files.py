@@ -98,12 +98,14 @@ def list_image_files(root: str | Path, cache: str | Path | None = None) -> list[
     return files
 
 
-def default_cache_path(root: str | Path) -> Path:
-    """Where ``data.file_list_cache`` keeps a tree's list: ``$XDG_CACHE_HOME`` (or ``~/.cache``)
-    ``/gan_colorize/filelists/<hash of the absolute root>.json``."""
+def default_cache_path(root: str | Path, kind: str = "filelists") -> Path:
+    """Where ``data.file_list_cache`` keeps what it knows of a tree (``kind``: ``filelists`` or
+    ``screening``): ``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/gan_colorize/<kind>/<hash of the
+    absolute root>.json``. Outside the tree on purpose: writing inside it would change the folder
+    mtimes that validate the list."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    return base / "gan_colorize" / "filelists" / f"{key}.json"
+    return base / "gan_colorize" / kind / f"{key}.json"
 
 
 # ---------------------------------------------------------------- the evaluation split

@@ -2,4 +2,4 @@
 behind ``gan-colorize colorize`` (``batch.py``) and the inference file (``export.py``)."""
 
 from gan_colorize.inference.colorizer import Colorizer  # noqa: F401
-from gan_colorize.inference.export import export_generator, load_exported, load_generator_file  # noqa: F401
+from gan_colorize.inference.export import export_generator  # noqa: F401

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -148,24 +147,8 @@ def write_image(path: Path, image: np.ndarray, fmt: str) -> str:
         image, note = image[..., :3], "alpha dropped (JPEG has no alpha channel)"
     pil = Image.fromarray(image, mode="RGBA" if image.shape[2] == 4 else "RGB")
     options = {"format": "JPEG", "quality": JPEG_QUALITY} if fmt == "jpg" else {"format": "PNG"}
-    atomic_write(path, lambda tmp: save_readable(tmp, lambda: pil.save(tmp, **options)))
+    atomic_write(path, lambda tmp: pil.save(tmp, **options))
     return note
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once, at import: os.umask can only be read by setting it
-
-
-def save_readable(tmp: Path, save) -> None:
-    """``save()`` then give ``tmp`` the permissions of a normal new file (0o666 minus the umask):
-    ``atomic_write``'s temporary comes from ``mkstemp``, which makes it private (0o600)."""
-    save()
-    os.chmod(tmp, 0o666 & ~_UMASK)
 
 
 def _reason(exc: BaseException) -> str:

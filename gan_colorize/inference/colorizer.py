@@ -284,10 +284,10 @@ class Colorizer:
     ) -> Colorizer:
         """``path``: an exported ``.pt``/``.safetensors`` file, a ``generator.pt``, a checkpoint
         folder or a run folder (its latest checkpoint)."""
-        from gan_colorize.inference.export import load_generator_file
+        from gan_colorize.models.io import load_generator
 
         device = resolve_device(device)
-        loaded = load_generator_file(path, device=device)
+        loaded = load_generator(path, device=device)
         config = loaded.config
         return cls(
             loaded.module,

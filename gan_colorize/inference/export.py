@@ -11,6 +11,9 @@ Two containers, the same content (``gan_colorize.models.io``'s generator format)
 in float32: float16 has 10 mantissa bits against bfloat16's 7, and trained conv weights are far
 inside its range; running variances can be small enough to fall into float16's subnormals, and
 there are few of them. Loading casts everything back to the module's float32.
+
+Both are read by ``gan_colorize.models.io.read_generator_file`` / ``load_generator`` (and so by
+``Colorizer.from_checkpoint``, evaluation and ``init_from``).
 """
 
 from __future__ import annotations
@@ -20,15 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gan_colorize.config import from_dict
-from gan_colorize.inference.batch import save_readable
-from gan_colorize.models.io import (
-    FORMAT,
-    LoadedGenerator,
-    load_generator,
-    read_generator_file,
-    resolve_generator_file,
-)
+from gan_colorize.models.io import FORMAT, read_generator_file, resolve_generator_file
 from gan_colorize.registry import GENERATORS
 from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
 
@@ -94,7 +89,7 @@ def export_generator(
         "ema": bool(payload["ema"]),
     }
     save = torch.save if fmt == "pt" else _save_safetensors
-    return atomic_write(out, lambda tmp: save_readable(tmp, lambda: save(content, tmp)))
+    return atomic_write(out, lambda tmp: save(content, tmp))
 
 
 def _save_safetensors(content: dict, path: Path) -> None:
@@ -109,54 +104,3 @@ def _save_safetensors(content: dict, path: Path) -> None:
     # safetensors refuses tensors that share storage or are not contiguous
     tensors = {key: value.detach().contiguous().clone() for key, value in content["state_dict"].items()}
     save_file(tensors, str(path), metadata=metadata)
-
-
-def read_safetensors_generator(path: Path) -> dict:
-    from safetensors import SafetensorError, safe_open
-
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable safetensors file: {exc}") from exc
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a gan-colorize generator file (metadata format is not {FORMAT!r})")
-    try:
-        config = json.loads(metadata["config"])
-        step, ema = int(metadata["step"]), json.loads(metadata["ema"])
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{path}: incomplete gan-colorize metadata ({exc!r})") from exc
-    return {
-        "format": FORMAT,
-        "config": config,
-        "state_dict": state,
-        "step": step,
-        "ema": bool(ema),
-        "path": path,
-    }
-
-
-def load_exported(path: str | Path) -> dict:
-    """The generator payload of a ``.safetensors`` or ``.pt`` inference file, a ``generator.pt``, a
-    checkpoint folder or a run folder. Never unpickles code: ``.pt`` files are read with
-    ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return read_safetensors_generator(path)
-    return read_generator_file(path)
-
-
-def load_generator_file(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """``models.io.load_generator`` for any inference file, safetensors included."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        return load_generator(path, device)
-    payload = read_safetensors_generator(path)
-    config = from_dict(payload["config"])
-    generator = GENERATORS.build(config.model.generator)
-    generator.load_state_dict(payload["state_dict"], strict=True)  # copies half tensors into float32
-    generator.to(device).eval()
-    return LoadedGenerator(generator, config, payload["step"], payload["ema"], path)

@@ -8,10 +8,14 @@ Every checkpoint folder holds ``generator.pt`` (``gan_colorize.rundir.GENERATOR_
      "state_dict": {...}, "step": int, "ema": bool}
 
 ``state_dict`` is the EMA generator's when the run keeps one (it is what gets evaluated).
+``gan-colorize export`` can also write the same content as ``.safetensors`` (the state dict as
+tensors; format, config as JSON, step and ema in the file's string metadata); every reader here
+takes either, told apart by the ``.safetensors`` suffix.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +70,13 @@ def resolve_generator_file(path: str | Path) -> Path:
 
 
 def read_generator_file(path: str | Path) -> dict:
+    """The payload (format, config, state_dict, step, ema, and the ``path`` read) of a generator
+    file, a ``.safetensors`` export, a checkpoint folder or a run folder. Never unpickles code:
+    ``.pt`` files are read with ``torch.load(weights_only=True)``, which refuses anything but
+    tensors and plain containers."""
     path = resolve_generator_file(path)
+    if path.suffix == ".safetensors":
+        return read_safetensors_generator(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -77,8 +87,40 @@ def read_generator_file(path: str | Path) -> dict:
     return payload
 
 
+def read_safetensors_generator(path: Path) -> dict:
+    """``read_generator_file`` for the safetensors container written by ``gan-colorize export``."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors file: {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a gan-colorize generator file (metadata format is not {FORMAT!r})")
+    try:
+        config = json.loads(metadata["config"])
+        step, ema = int(metadata["step"]), json.loads(metadata["ema"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: incomplete gan-colorize metadata ({exc!r})") from exc
+    return {
+        "format": FORMAT,
+        "config": config,
+        "state_dict": state,
+        "step": step,
+        "ema": bool(ema),
+        "path": path,
+    }
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Build the generator its config names and load its weights (strictly), in eval mode."""
+    """Build the generator its config names and load its weights (strictly), in eval mode.
+
+    ``path``: anything :func:`read_generator_file` reads. Half-precision exports are copied into
+    the module's float32 parameters by ``load_state_dict``."""
     payload = read_generator_file(path)
     config = from_dict(payload["config"])
     generator = GENERATORS.build(config.model.generator)

@@ -18,8 +18,8 @@ device in between.
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import signal
 import sys
 import time

@@ -1,14 +1,19 @@
-"""Sample grids written during training: one row per image, L | prediction | ground truth."""
+"""Sample grids written during training: one row per image, L | prediction | ground truth.
+
+The prediction and the greyscale column are made exactly as evaluation makes them
+(``gan_colorize.evaluation.protocol``), so a sample grid shows what the scores measure.
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gan_colorize.color.lab import lab_norm_to_rgb, to_uint8, uint8_to_lab_norm
+from gan_colorize.evaluation.protocol import colorize_batch, greyscale_batch
 from gan_colorize.rundir import atomic_write
 
 SAMPLE_IMAGES = 8
@@ -20,27 +25,27 @@ def fixed_images(eval_set, count: int = SAMPLE_IMAGES) -> torch.Tensor:
     return torch.stack([item["rgb"] if isinstance(item, dict) else item for item in items])
 
 
-@torch.no_grad()
-def colorize(generator: torch.nn.Module, rgb_u8: torch.Tensor, device, temperature: float) -> torch.Tensor:
-    """Ground-truth L + predicted ab -> uint8 RGB (N,3,H,W), on the CPU."""
-    from gan_colorize.models.io import predict_ab_norm
-
-    was_training = generator.training
-    generator.eval()
-    L, _ = uint8_to_lab_norm(rgb_u8.to(device))
-    ab = predict_ab_norm(generator, L, temperature)
-    generator.train(was_training)
-    return to_uint8(lab_norm_to_rgb(L, ab)).cpu()
-
-
-def grey(rgb_u8: torch.Tensor) -> torch.Tensor:
-    L, ab = uint8_to_lab_norm(rgb_u8)
-    return to_uint8(lab_norm_to_rgb(L, torch.zeros_like(ab)))
+@contextmanager
+def eval_mode(module: torch.nn.Module):
+    """``module.eval()`` for the block, then its train/eval mode as it was (training goes on)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def write_grid(generator, eval_set, path: str | Path, device, temperature: float) -> Path:
+    """Write the grid of the fixed evaluation images to ``path`` (PNG, atomically).
+
+    ``device`` (the training loop's) is where the generator already is; ``colorize_batch`` sends
+    the images to the generator's own device and brings the prediction back to the CPU.
+    """
     gt = fixed_images(eval_set)
-    rows = torch.cat([grey(gt), colorize(generator, gt, device, temperature), gt], dim=3)  # side by side
+    with eval_mode(generator):
+        prediction = colorize_batch(generator, gt, temperature)
+    rows = torch.cat([greyscale_batch(gt), prediction, gt], dim=3)  # side by side
     grid = torch.cat(list(rows), dim=1)  # images stacked vertically: (3, N*H, 3*W)
     array = np.ascontiguousarray(grid.permute(1, 2, 0).numpy())
     return atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))

@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from gan_colorize.config import Config, ConfigError, load_config
+from gan_colorize.config import Config, ConfigError, load_config, read_yaml
 from gan_colorize.registry import closest
 from gan_colorize.rundir import RunDir
 
@@ -166,12 +164,10 @@ def parse_study(data: Any, where: str = "study") -> Study:
 
 def load_study(path: str | Path) -> Study:
     path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"study file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML: {exc}") from exc
+        data = read_yaml(path)
+    except ConfigError as exc:
+        raise StudyError(str(exc).replace("config file", "study file")) from None
     study = parse_study(data, str(path))
     study.path = path
     return study

@@ -25,9 +25,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-import yaml
 
 from gan_colorize.color.lab import lab_norm_to_rgb, to_uint8, uint8_to_lab_norm
+from gan_colorize.config import ConfigError, read_yaml
 from gan_colorize.registry import closest
 
 PROTOCOL_VERSION = 1
@@ -171,9 +171,9 @@ def load_eval_set(name_or_path: str | Path) -> EvalSet:
     """Read and check an evaluation set; unknown keys are errors that suggest the closest key."""
     path = find_eval_set(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise EvalSetError(f"{path}: not valid YAML: {exc}") from exc
+        raw = read_yaml(path)
+    except ConfigError as exc:
+        raise EvalSetError(str(exc)) from None
     if not isinstance(raw, dict):
         raise EvalSetError(f"{path}: expected a mapping with keys {', '.join(_EVAL_SET_KEYS)}")
     for key in raw:

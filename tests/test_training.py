@@ -170,24 +170,38 @@ def test_missing_perceptual_weights_fail_before_any_step(tmp_path, monkeypatch):
     assert not RunDir(cfg.run.dir).metrics.exists()
 
 
+def test_crash_and_resume_logs_every_step_once(tmp_path, monkeypatch):
+    original = loop_module._Window.add
+
+    def crash(self, terms, step):
+        original(self, terms, step)
+        if step == 5:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(loop_module._Window, "add", crash)
+    cfg = tiny("unet_l1", tmp_path, "train.steps=6", "train.checkpoint_every=3")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg)
+    monkeypatch.undo()
+    run = train(cfg, resume="latest")
+    assert [r["step"] for r in run.read_metrics()] == [1, 2, 3, 4, 5, 6]  # row 4 was redone, not repeated
+
+
 @pytest.mark.slow
-def test_two_process_gan_run_keeps_replicas_identical(tmp_path):
+@pytest.mark.parametrize(
+    "name, extra",
+    [
+        ("unet_gan", []),
+        # the copied encoder frozen for 2 steps: an lr-0 group, no requires_grad change under DDP
+        ("unet_zhang_gan", ["model.init_from=null", "model.freeze_encoder_steps=2"]),
+    ],
+)
+def test_two_process_gan_run_keeps_replicas_identical(name, extra, tmp_path):
     run_dir = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-        str(REPO / "train.py"),
-        "--config",
-        str(TINY / "unet_gan.yaml"),
-        "--run-dir",
-        str(run_dir),
-        *sum((["--set", o] for o in FAST + ["train.steps=4", "train.checkpoint_every=2"]), []),
-    ]
+    overrides = FAST + ["train.steps=4", "train.checkpoint_every=2", *extra]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    cmd += [str(REPO / "train.py"), "--config", str(TINY / f"{name}.yaml"), "--run-dir", str(run_dir)]
+    cmd += sum((["--set", o] for o in overrides), [])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

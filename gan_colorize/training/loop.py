@@ -75,7 +75,12 @@ def train(config: Config, resume: str | None = None) -> RunDir:
     A run whose last checkpoint is at ``train.steps`` returns at once; ``resume="latest"`` on a
     folder without checkpoints starts from scratch.
     """
-    return Trainer(config, resume).fit()
+    try:
+        return Trainer(config, resume).fit()
+    finally:
+        # accelerate keeps one state per process: forget this run's precision so that a next run in
+        # the same process (an experiment, a test) may choose its own, after success or failure
+        AcceleratorState._reset_state()
 
 
 def _tensorboard_available() -> bool:
@@ -148,6 +153,8 @@ class Trainer:
         if self.resume_from is not None:
             acc.load_state(str(self.resume_from))
             log.info("resumed from %s at step %d", self.resume_from, self.state.step)
+            if acc.is_main_process:
+                self._truncate_metrics(self.state.step)
         if acc.is_main_process:
             self.run.root.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run.config)
@@ -156,6 +163,11 @@ class Trainer:
         self._interrupted = False
 
     # ------------------------------------------------------------------ set-up
+    def _truncate_metrics(self, step: int) -> None:
+        """Rows logged after the checkpoint being resumed will be logged again: drop them."""
+        rows = [r for r in self.run.read_metrics() if r.get("step", 0) <= step]
+        atomic_write_text(self.run.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+
     def _resume_checkpoint(self, resume: str | None):
         latest = self.run.latest_checkpoint()
         if resume is None:
@@ -282,7 +294,9 @@ class Trainer:
         if freeze_until > 0 and hasattr(self.G_raw, "set_encoder_frozen"):
             frozen = step < freeze_until
             if getattr(self, "_encoder_frozen", None) != frozen:
-                self.G_raw.set_encoder_frozen(frozen)
+                # under DDP the lr-0 parameter group keeps the encoder fixed: its reducer expects a
+                # gradient for every parameter, so requires_grad must not change after wrapping
+                self.G_raw.set_encoder_frozen(frozen, stop_gradients=self.accelerator.num_processes == 1)
                 self._encoder_frozen = frozen
 
     def _single_network_step(self, batches, step: int) -> dict[str, torch.Tensor]:
@@ -373,25 +387,23 @@ class Trainer:
                 self.state.step = done = step + 1
                 window.add(terms, done)  # steps are counted as checkpoints are: step N = N updates done
                 last = done == tcfg.steps
-                if done % tcfg.log_every == 0 or last or self._stop_requested(done):
+                stop = self._stop_requested(done)  # the same decision on every rank
+                if done % tcfg.log_every == 0 or last or stop:
                     row = self._log(window, done, images_per_step)
                     progress.update(done, row)
                 else:
                     progress.update(done, None)
                 if done % tcfg.sample_every == 0 or last:
                     self._write_samples(done)
-                if done % tcfg.checkpoint_every == 0 or last or self._interrupted:
+                if done % tcfg.checkpoint_every == 0 or last or stop:
                     self._checkpoint(window, done)
-                if self._interrupted:
+                if stop:
                     log.warning(
                         "interrupted: checkpoint written at step %d; resume with --resume latest", done
                     )
                     break
         if acc.is_main_process and acc.log_with:
             acc.end_training()
-        # accelerate keeps one state per process: forget this run's precision so that a next run in
-        # the same process (an experiment, a test) may choose its own
-        AcceleratorState._reset_state()
         return self.run
 
     def _stop_requested(self, step: int) -> bool:
@@ -413,7 +425,7 @@ class Trainer:
             self._raise_nonfinite(*bad)
         row = {
             "step": step,
-            "epoch": step * images_per_step / max(1, len(self.train_set) * acc.num_processes),
+            "epoch": step * images_per_step / max(1, len(self.train_set)),  # the sampler indexes globally
         }
         row.update({f"loss/{k}": v for k, v in means.items()})
         row["images_per_s"] = window.rate(images_per_step)
@@ -534,12 +546,11 @@ class _Window:
             v = v.float()
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
             bad = ~torch.isfinite(v)
-            big = torch.tensor(2**62, device=v.device)
-            first = self.first_bad.get(k, big)
-            # the first step at which this term was non-finite, kept on the device (no host sync)
-            self.first_bad[k] = torch.minimum(
-                first, torch.where(bad, torch.tensor(step, device=v.device), big)
-            )
+            # the first step at which this term was non-finite, kept on the device: torch.full is a
+            # fill kernel, where torch.tensor(step, device=cuda) would be a blocking host copy
+            big = torch.full((), 2**62, dtype=torch.int64, device=v.device)
+            now = torch.full((), step, dtype=torch.int64, device=v.device)
+            self.first_bad[k] = torch.minimum(self.first_bad.get(k, big), torch.where(bad, now, big))
         self.count += 1
         self.steps += 1
 

@@ -446,3 +446,17 @@ def test_generator_overfits_one_crop(name, build, crop, steps, lr):
     first, last = overfit(net, loss_fn, L, steps, lr)
     elapsed = time.perf_counter() - start
     assert last < 0.1 * first, f"{name}: loss {first:.4f} -> {last:.4f} in {steps} steps ({elapsed:.1f} s)"
+
+
+def test_init_from_an_exported_safetensors_generator(tmp_path):
+    from gan_colorize.config import load_config
+    from gan_colorize.inference.export import export_generator
+    from gan_colorize.models.io import save_generator
+
+    source = ZhangECCV16()
+    config = load_config(None, ["model.generator={type: zhang_eccv16}", "loss.objective=classification"])
+    save_generator(tmp_path / "generator.pt", source, config, step=7, ema=False)
+    exported = export_generator(tmp_path / "generator.pt", tmp_path / "cls.safetensors", fmt="safetensors")
+    net = small_unet_zhang(encoder_blocks=4)
+    assert net.init_from(exported)
+    torch.testing.assert_close(net.encoder.model4[4].weight, source.model4[4].weight, rtol=0, atol=0)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_colorize.models.io import FORMAT, resolve_generator_file
+from gan_colorize.models.io import FORMAT, read_safetensors_generator, resolve_generator_file
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +128,15 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
 
     ``path`` is a plain state dict file (``.pth``), a gan-colorize generator file (its
     ``state_dict``), a checkpoint folder holding ``generator.pt``, or a run folder (the
-    ``generator.pt`` of its latest checkpoint, as ``RunDir.latest_checkpoint`` finds it).
+    ``generator.pt`` of its latest checkpoint, as ``RunDir.latest_checkpoint`` finds it), or an
+    exported ``.safetensors`` generator.
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"weights file or run folder {path} does not exist")
     file = resolve_generator_file(path)
+    if file.suffix == ".safetensors":  # an exported generator (gan-colorize export --format safetensors)
+        return read_safetensors_generator(file)["state_dict"], file
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated download, HTML saved as .pth, a pickle of arbitrary objects

@@ -238,6 +238,10 @@ class Trainer:
         acc, tcfg = self.accelerator, self.cfg.train
         multi = acc.num_processes > 1
         nets = [self.G] + ([self.D] if self.D is not None else [])
+        if tcfg.sync_bn and multi and self.device.type == "cpu":
+            raise ConfigError(
+                "train.sync_bn needs GPUs: torch's SyncBatchNorm has no CPU (gloo) implementation"
+            )
         if tcfg.sync_bn and multi:
             nets = [torch.nn.SyncBatchNorm.convert_sync_batchnorm(n) for n in nets]
         if tcfg.channels_last and self.device.type == "cuda":

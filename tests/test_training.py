@@ -210,3 +210,13 @@ def test_two_process_gan_run_keeps_replicas_identical(name, extra, tmp_path):
         replicas = json.loads((ckpt / "replicas.json").read_text())
         assert len(replicas) == 2 and replicas[0] == replicas[1], replicas
     assert run.read_metrics()[-1]["step"] == 4
+
+
+@pytest.mark.slow
+def test_compiled_run_checkpoints_plain_keys_and_resumes_uncompiled(tmp_path):
+    cfg = tiny("unet_l1", tmp_path, "train.steps=2", "train.compile=true")
+    run = train(cfg)
+    keys = load_file(run.latest_checkpoint() / "model.safetensors").keys()
+    assert keys and not any(k.startswith("_orig_mod.") for k in keys)
+    resumed = train(tiny("unet_l1", tmp_path, "train.steps=3", "train.compile=false"), resume="latest")
+    assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]

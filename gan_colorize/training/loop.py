@@ -260,18 +260,22 @@ class Trainer:
         lambdas = [decay] + ([lambda s: decay(s) if s >= freeze_until else 0.0] if len(groups) > 1 else [])
         sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambdas)
         G, D = self.G_raw, self.D_raw
-        if tcfg.compile:
-            G = torch.compile(G, mode=tcfg.compile_mode)
-            D = torch.compile(D, mode=tcfg.compile_mode) if D is not None else None
         if D is not None:
             opt_d = self._optimizer(D.parameters(), tcfg.lr_d)
             sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, decay)
-            self.G, self.D, self.opt_g, self.opt_d, self.sched_g, self.sched_d = acc.prepare(
+            self.G_model, self.D_model, self.opt_g, self.opt_d, self.sched_g, self.sched_d = acc.prepare(
                 G, D, opt_g, opt_d, sched_g, sched_d
             )
         else:
-            self.G, self.opt_g, self.sched_g = acc.prepare(G, opt_g, sched_g)
-            self.opt_d = self.sched_d = None
+            self.G_model, self.opt_g, self.sched_g = acc.prepare(G, opt_g, sched_g)
+            self.D_model = self.opt_d = self.sched_d = None
+        # Compiled after prepare (accelerate does the same for its dynamo backend): the prepared,
+        # uncompiled modules are what save_state writes, so checkpoints carry no "_orig_mod." prefix
+        # and a run may be resumed with compile switched on or off. G and D are what the steps call.
+        self.G, self.D = self.G_model, self.D_model
+        if tcfg.compile:
+            self.G = torch.compile(self.G_model, mode=tcfg.compile_mode)
+            self.D = torch.compile(self.D_model, mode=tcfg.compile_mode) if D is not None else None
 
     def _build_objective(self):
         cfg, acc = self.cfg, self.accelerator
@@ -307,7 +311,7 @@ class Trainer:
         acc, terms_sum = self.accelerator, {}
         for rgb_u8 in batches:
             batch = self._to_batch(rgb_u8)
-            with acc.accumulate(self.G):
+            with acc.accumulate(self.G_model):
                 out = self.G(batch.L)
                 terms = self.objective.generator_terms(out, batch, step)
                 loss = sum(terms.values())
@@ -326,7 +330,7 @@ class Trainer:
         terms = {}
         adversarial = obj.adversarial(step)
         if adversarial:  # pix2pix order: D on (real, fake.detach()), then G
-            self.D.requires_grad_(True)
+            self.D_model.requires_grad_(True)
             n = batch.L.shape[0]
             both = self.D(torch.cat([batch.L, batch.L]), torch.cat([batch.ab, fake.detach()]))
             d_terms = obj.discriminator_terms(*split_logits(both, n))
@@ -337,8 +341,8 @@ class Trainer:
             terms.update(d_terms)
         d_fake = None
         if adversarial:
-            self.D.requires_grad_(False)
-            with acc.no_sync(self.D):
+            self.D_model.requires_grad_(False)
+            with acc.no_sync(self.D_model):
                 d_fake = self.D(batch.L, fake)
         g_terms = obj.generator_terms(fake, batch, step, d_fake)
         acc.backward(sum(g_terms.values()))
@@ -376,7 +380,7 @@ class Trainer:
         with self._signals(), progress:
             for step in range(start, tcfg.steps):
                 self._set_encoder_mode(step)
-                self.G.train()
+                self.G_model.train()
                 if self.objective.uses_discriminator:
                     terms = self._gan_step(next(loader), step)
                 else:

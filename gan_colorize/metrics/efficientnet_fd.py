@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_colorize.metrics.frechet import FrechetMetric, file_sha256
+from gan_colorize.metrics.frechet import NetworkFrechetMetric
 from gan_colorize.models.efficientnet_lite import (
     FEATURE_DIM,
     lite0_weights_file,
@@ -30,7 +30,7 @@ from gan_colorize.registry import METRICS
 
 
 @METRICS.register("efficientnet_fd")
-class EfficientNetFD(FrechetMetric):
+class EfficientNetFD(NetworkFrechetMetric):
     name = "efficientnet_fd"
     primary = "efficientnet_fd"
     feature_dim = FEATURE_DIM
@@ -41,21 +41,13 @@ class EfficientNetFD(FrechetMetric):
         "with FID; lower is better"
     )
 
-    def __init__(
-        self,
-        device: str | torch.device = "cpu",
-        weights: str | Path | None = None,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-    ):
-        weights_file = lite0_weights_file(weights)  # raises before anything else is set up
-        model = load_efficientnet_lite0(weights_file)
-        super().__init__(device, cache_dir=cache_dir, use_cache=use_cache)
-        self.model = model.to(self.device)
-        self.extractor_id = (
-            f"efficientnet_fd:lite0-pool:224-bilinear-aa:tf127-128:{weights_file.name}:"
-            f"{file_sha256(weights_file)}"
-        )
+    extractor_tag = "efficientnet_fd:lite0-pool:224-bilinear-aa:tf127-128"
+
+    def locate_weights(self, weights: str | Path | None) -> Path:
+        return lite0_weights_file(weights)
+
+    def build_network(self, weights_file: Path) -> torch.nn.Module:
+        return load_efficientnet_lite0(weights_file)
 
     @torch.no_grad()
     def extract(self, images_u8: torch.Tensor) -> np.ndarray:

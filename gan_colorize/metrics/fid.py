@@ -25,7 +25,7 @@ from unittest import mock
 import numpy as np
 import torch
 
-from gan_colorize.metrics.frechet import FrechetMetric, file_sha256
+from gan_colorize.metrics.frechet import NetworkFrechetMetric
 from gan_colorize.registry import METRICS
 from gan_colorize.weights import INCEPTION_FID, MissingWeightsError, find_weights
 
@@ -57,7 +57,7 @@ def build_fid_inception(weights_file: Path) -> torch.nn.Module:
 
 
 @METRICS.register("fid")
-class FID(FrechetMetric):
+class FID(NetworkFrechetMetric):
     name = "fid"
     primary = "fid"
     feature_dim = POOL3_DIM
@@ -67,20 +67,13 @@ class FID(FrechetMetric):
         "at equal n (fid_n)"
     )
 
-    def __init__(
-        self,
-        device: str | torch.device = "cpu",
-        weights: str | Path | None = None,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
-    ):
-        weights_file = find_weights(INCEPTION_FID, weights)  # raises before anything is built
-        super().__init__(device, cache_dir=cache_dir, use_cache=use_cache)
-        self.weights_file = weights_file
-        self.model = build_fid_inception(weights_file).to(self.device)
-        self.extractor_id = (
-            f"fid:pytorch-fid-InceptionV3-pool3:resize299:{weights_file.name}:{file_sha256(weights_file)}"
-        )
+    extractor_tag = "fid:pytorch-fid-InceptionV3-pool3:resize299"
+
+    def locate_weights(self, weights: str | Path | None) -> Path:
+        return find_weights(INCEPTION_FID, weights)
+
+    def build_network(self, weights_file: Path) -> torch.nn.Module:
+        return build_fid_inception(weights_file)
 
     @torch.no_grad()
     def extract(self, images_u8: torch.Tensor) -> np.ndarray:

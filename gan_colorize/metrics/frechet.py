@@ -267,3 +267,33 @@ class FrechetMetric(Metric):
             raise ValueError(f"{self.name}: a Frechet distance needs at least 2 images, got {n}")
         distance = frechet_distance_between(self.pred_stats, self.gt_stats)
         return {self.primary: distance, f"{self.primary}_n": n}
+
+
+class NetworkFrechetMetric(FrechetMetric):
+    """A Frechet distance on a pretrained network's features (FID, the EfficientNet distance).
+
+    Subclasses give :meth:`locate_weights` (raising ``MissingWeightsError`` when the file is absent,
+    before anything is built), :meth:`build_network` and ``extractor_tag`` (the network and its
+    preprocessing); the cache key adds the weights file's name and content hash.
+    """
+
+    extractor_tag: str = ""
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        weights: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+    ):
+        weights_file = self.locate_weights(weights)
+        super().__init__(device, cache_dir=cache_dir, use_cache=use_cache)
+        self.weights_file = weights_file
+        self.model = self.build_network(weights_file).to(self.device)
+        self.extractor_id = f"{self.extractor_tag}:{weights_file.name}:{file_sha256(weights_file)}"
+
+    def locate_weights(self, weights: str | Path | None) -> Path:
+        raise NotImplementedError
+
+    def build_network(self, weights_file: Path) -> torch.nn.Module:
+        raise NotImplementedError

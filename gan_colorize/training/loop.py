@@ -17,14 +17,18 @@ device in between.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+import shutil
 import signal
 import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -179,8 +183,6 @@ class Trainer:
             return None
         if resume == "latest":
             return latest  # None: nothing to resume, start fresh
-        from pathlib import Path
-
         path = Path(resume)
         if not (path / "generator.pt").is_file():
             raise FileNotFoundError(f"--resume {resume}: not a complete checkpoint folder (no generator.pt)")
@@ -466,8 +468,6 @@ class Trainer:
         final = self.run.checkpoint_dir(step)
         tmp = final.with_name(f".tmp_{final.name}")
         if acc.is_main_process and tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))  # every rank writes its RNG state
@@ -480,8 +480,6 @@ class Trainer:
             G = self.ema.model if self.ema is not None else self.G_raw
             save_generator(tmp / "generator.pt", G, self.cfg, step, ema=self.ema is not None)
             if final.exists():  # a checkpoint of the same step from an earlier, interrupted attempt
-                import shutil
-
                 shutil.rmtree(final)
             tmp.rename(final)  # the folder appears complete or not at all
             self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
@@ -489,8 +487,6 @@ class Trainer:
 
     def _replica_hashes(self) -> list[dict[str, str]]:
         """Each process's digest of G's and D's parameters: DDP must keep them bit-identical."""
-        import hashlib
-
         from accelerate.utils import gather_object
 
         digests = {}
@@ -517,8 +513,6 @@ class Trainer:
                 raise KeyboardInterrupt
             self._interrupted = True
             log.warning("signal %d: writing a checkpoint at the end of this step, then stopping", signum)
-
-        import threading
 
         if threading.current_thread() is not threading.main_thread():
             yield

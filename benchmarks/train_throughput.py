@@ -7,9 +7,10 @@ Cases (the issue's targets are for an H100):
                      data path included
 
 Each case builds the package's own ``Trainer`` (same networks, optimizers, autocast, channels_last,
-compile options as `train.py`) and times its step function on uint8 batches already on the device,
-so the figure is the step rate without the data path. FLOPs come from torch's FlopCounterMode on one
-step (forward + backward of G and D).
+compile options as `train.py`) and times what ``fit()`` runs per step: ``Trainer.train_step`` (G
+and D updates, EMA, schedules) and the on-device loss bookkeeping, on uint8 batches already on the
+device, so the figure is the step rate without the data path. FLOPs come from torch's
+FlopCounterMode on one step (forward + backward of G and D).
 
     python benchmarks/train_throughput.py                     # GPU: full size; CPU: --size 64 --steps 3
     python benchmarks/train_throughput.py --compile --compile-mode max-autotune \
@@ -30,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan_colorize.config import load_config  # noqa: E402
-from gan_colorize.training.loop import Trainer, train  # noqa: E402
+from gan_colorize.training.loop import LossWindow, Trainer, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,9 +59,13 @@ def build(config_file: str, batch: int, args, run_dir: Path) -> Trainer:
 
 
 def step_fn(trainer: Trainer):
-    if trainer.objective.uses_discriminator:
-        return lambda batch, step: trainer._gan_step(batch, step)
-    return lambda batch, step: trainer._single_network_step([batch], step)
+    """The loop's per-step work: the update(s), EMA, schedules and the on-device loss window."""
+    window = LossWindow()
+
+    def step(batch, i):
+        window.add(trainer.train_step([batch], i), i + 1)
+
+    return step
 
 
 def sync() -> None:

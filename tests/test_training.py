@@ -3,19 +3,23 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from PIL import Image
 from safetensors.torch import load_file
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan_colorize.config import ConfigError, load_config
 from gan_colorize.models.io import load_generator, read_generator_file
 from gan_colorize.rundir import RunDir
 from gan_colorize.training import NonFiniteLossError, train
 from gan_colorize.training import loop as loop_module
+from gan_colorize.training.loop import LossWindow, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny"
@@ -98,14 +102,14 @@ def test_single_crop_overfit_loss_falls(tmp_path):
 
 
 def _interrupt_at(monkeypatch, at_step: int):
-    original = loop_module._Window.add
+    original = loop_module.LossWindow.add
 
     def add(self, terms, step):
         original(self, terms, step)
         if step == at_step:
             os.kill(os.getpid(), signal.SIGINT)  # the real handler: checkpoint at the end of this step
 
-    monkeypatch.setattr(loop_module._Window, "add", add)
+    monkeypatch.setattr(loop_module.LossWindow, "add", add)
 
 
 def test_interrupted_gan_run_resumes_to_identical_weights(tmp_path, monkeypatch):
@@ -171,14 +175,14 @@ def test_missing_perceptual_weights_fail_before_any_step(tmp_path, monkeypatch):
 
 
 def test_crash_and_resume_logs_every_step_once(tmp_path, monkeypatch):
-    original = loop_module._Window.add
+    original = loop_module.LossWindow.add
 
     def crash(self, terms, step):
         original(self, terms, step)
         if step == 5:
             raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(loop_module._Window, "add", crash)
+    monkeypatch.setattr(loop_module.LossWindow, "add", crash)
     cfg = tiny("unet_l1", tmp_path, "train.steps=6", "train.checkpoint_every=3")
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg)
@@ -213,10 +217,77 @@ def test_two_process_gan_run_keeps_replicas_identical(name, extra, tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_run_checkpoints_plain_keys_and_resumes_uncompiled(tmp_path):
-    cfg = tiny("unet_l1", tmp_path, "train.steps=2", "train.compile=true")
+def test_compiled_gan_run_checkpoints_plain_keys_and_resumes_uncompiled(tmp_path):
+    # step 0 reconstruction only, step 1 adversarial: D compiled, called with and without gradients
+    cfg = tiny("unet_gan", tmp_path, "train.steps=2", "train.warmup_l1_steps=1", "train.compile=true")
     run = train(cfg)
-    keys = load_file(run.latest_checkpoint() / "model.safetensors").keys()
-    assert keys and not any(k.startswith("_orig_mod.") for k in keys)
-    resumed = train(tiny("unet_l1", tmp_path, "train.steps=3", "train.compile=false"), resume="latest")
+    assert set(run.read_metrics()[-1]) >= {"loss/d", "loss/g_adv", "loss/l1"}
+    for model_file in ("model.safetensors", "model_1.safetensors"):  # G, D
+        keys = load_file(run.latest_checkpoint() / model_file).keys()
+        assert keys and not any(k.startswith("_orig_mod.") for k in keys)
+    resumed = train(tiny("unet_gan", tmp_path, "train.steps=3", "train.compile=false"), resume="latest")
     assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]
+
+
+class HostTraffic(TorchDispatchMode):
+    """Records ops that, on a GPU, would make the host wait for the device: a tensor built from
+    Python numbers (a blocking host-to-device copy) and ``.item()``. The CPU optimizer's own step
+    counters are left out: with the fused Adam the loop uses on CUDA they live on the device."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default):
+            stack = traceback.extract_stack()[:-1]
+            if not any("torch/optim/" in frame.filename.replace("\\", "/") for frame in stack):
+                ours = [f"{Path(f.filename).name}:{f.lineno}" for f in stack if "gan_colorize" in f.filename]
+                self.seen.append((str(func), ours[-3:]))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["regression", "classification", "unet_gan", "unet_gan_perceptual"])
+def test_a_training_step_makes_the_host_wait_for_nothing(name, tmp_path):
+    # "no per-step host synchronisation except for logging": the step after the first two (which
+    # may build constants and caches) must queue its work without reading anything back
+    trainer = Trainer(tiny(name, tmp_path, "train.steps=10", "train.warmup_l1_steps=0"))
+    try:
+        window = LossWindow()
+        batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        for step in range(2):
+            window.add(trainer.train_step([batch], step), step + 1)
+        with HostTraffic() as traffic:
+            window.add(trainer.train_step([batch], 2), 3)
+        assert trainer.state.step == 3
+        assert traffic.seen == []
+    finally:
+        AcceleratorState._reset_state()
+
+
+def first_conv(module: torch.nn.Module) -> torch.nn.Module:
+    return next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_bf16_reaches_generator_discriminator_and_feature_network(tmp_path):
+    # accelerate autocasts the prepared G and D; the perceptual network is the objective's to cast
+    trainer = Trainer(
+        tiny("unet_gan_perceptual", tmp_path, "train.mixed_precision=bf16", "train.warmup_l1_steps=0")
+    )
+    try:
+        dtypes = {}
+        nets = {"G": trainer.G_raw, "D": trainer.D_raw, "features": trainer.perceptual}
+        for name, net in nets.items():
+
+            def record(module, inputs, out, name=name):
+                dtypes.setdefault(name, out.dtype)
+
+            first_conv(net).register_forward_hook(record)
+        batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        terms = trainer.train_step([batch], 0)
+        assert dtypes == {"G": torch.bfloat16, "D": torch.bfloat16, "features": torch.bfloat16}
+        assert set(terms) == {"d", "l1", "perceptual", "g_adv"}
+        assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in terms.values())
+        assert all(p.dtype == torch.float32 for p in trainer.G_raw.parameters())
+    finally:
+        AcceleratorState._reset_state()

@@ -35,15 +35,25 @@ _KAPPA = 7.787  # (29/6)^2 / 3, likewise rounded
 _F_EPS = 0.2068966  # f(_EPS): the knee on the way back
 
 
-def _matrix(rows, like: torch.Tensor, invert: bool = False) -> torch.Tensor:
-    m = torch.tensor(rows, dtype=torch.float64)
-    if invert:
-        m = torch.linalg.inv(m)
-    return m.to(device=like.device, dtype=like.dtype)
+# Built once per (device, dtype): a tensor made from Python numbers on a GPU is a blocking
+# host-to-device copy, which would stall the training step at every colour conversion.
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
-def _white(like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(WHITE_D65, device=like.device, dtype=like.dtype).view(1, 3, 1, 1)
+def _constant(name: str, like: torch.Tensor) -> torch.Tensor:
+    key = (name, like.device, like.dtype)
+    if key not in _CONSTANTS:
+        # a normal tensor, which autograd may save for backward, even when inference code asks first
+        with torch.inference_mode(False):
+            _CONSTANTS[key] = _build_constant(name).to(device=like.device, dtype=like.dtype)
+    return _CONSTANTS[key]
+
+
+def _build_constant(name: str) -> torch.Tensor:
+    if name == "white":
+        return torch.tensor(WHITE_D65, dtype=torch.float64).view(1, 3, 1, 1)
+    matrix = torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)
+    return torch.linalg.inv(matrix) if name == "rgb_from_xyz" else matrix
 
 
 def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +82,7 @@ def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) sRGB in [0, 1] -> Lab with L in [0, 100], a and b in about [-110, 110]."""
     _check(rgb, "rgb")
-    xyz = _apply(_matrix(XYZ_FROM_RGB, rgb), srgb_to_linear(rgb)) / _white(rgb)
+    xyz = _apply(_constant("xyz_from_rgb", rgb), srgb_to_linear(rgb)) / _constant("white", rgb)
     f = torch.where(xyz > _EPS, xyz.clamp(min=_EPS) ** (1 / 3), _KAPPA * xyz + 16 / 116)
     fx, fy, fz = f.unbind(1)
     return torch.stack((116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)), dim=1)
@@ -85,8 +95,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fy = (L + 16) / 116
     # skimage sets negative z to 0 before the inverse; clamping f(z) at 0 gives the same result
     f = torch.stack((a / 500 + fy, fy, (fy - b / 200).clamp(min=0)), dim=1)
-    xyz = torch.where(f > _F_EPS, f**3, (f - 16 / 116) / _KAPPA) * _white(lab)
-    lin = _apply(_matrix(XYZ_FROM_RGB, lab, invert=True), xyz)
+    xyz = torch.where(f > _F_EPS, f**3, (f - 16 / 116) / _KAPPA) * _constant("white", lab)
+    lin = _apply(_constant("rgb_from_xyz", lab), xyz)
     return linear_to_srgb(lin).clamp(0.0, 1.0)
 
 

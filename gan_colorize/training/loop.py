@@ -275,6 +275,7 @@ class Trainer:
         # uncompiled modules are what save_state writes, so checkpoints carry no "_orig_mod." prefix
         # and a run may be resumed with compile switched on or off. G and D are what the steps call.
         self.G, self.D = self.G_model, self.D_model
+        self._cuda_graphs = tcfg.compile and tcfg.compile_mode != "default" and self.device.type == "cuda"
         if tcfg.compile:
             self.G = torch.compile(self.G_model, mode=tcfg.compile_mode)
             self.D = torch.compile(self.D_model, mode=tcfg.compile_mode) if D is not None else None
@@ -288,7 +289,7 @@ class Trainer:
                 cfg, self.run.prior, self.train_set, self.device, acc.is_main_process, acc.wait_for_everyone
             )
             return ClassificationObjective(cfg, weights)
-        return GANObjective(cfg, self.perceptual)
+        return GANObjective(cfg, self.perceptual, acc.autocast)
 
     # ------------------------------------------------------------------ the steps
     def _to_batch(self, rgb_u8: torch.Tensor) -> Batch:
@@ -308,6 +309,34 @@ class Trainer:
                 # gradient for every parameter, so requires_grad must not change after wrapping
                 self.G_raw.set_encoder_frozen(frozen, stop_gradients=self.accelerator.num_processes == 1)
                 self._encoder_frozen = frozen
+
+    def train_step(self, batches: list[torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step from ``grad_accum`` uint8 RGB batches: the objective's update(s),
+        the EMA, the schedules and the step counter. The loss terms come back on the device.
+
+        This is everything the loop does per step apart from logging, sampling and checkpoints,
+        and what ``benchmarks/train_throughput.py`` times.
+        """
+        if self._cuda_graphs:
+            # compiled modes with CUDA graphs reuse their output memory between replays: mark the
+            # iteration boundary so that last step's outputs are known to be dead (torch docs,
+            # "CUDAGraph Trees")
+            torch.compiler.cudagraph_mark_step_begin()
+        self._set_encoder_mode(step)
+        self.G_model.train()
+        if self.objective.uses_discriminator:
+            terms = self._gan_step(batches[0], step)
+        else:
+            terms = self._single_network_step(batches, step)
+        if self.ema is not None:
+            self.ema.update(self.G_raw, step)
+        self.sched_g.step()
+        if self.sched_d is not None:
+            with warnings.catch_warnings():  # D's optimizer does not step during the warm-up
+                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+                self.sched_d.step()
+        self.state.step = step + 1
+        return terms
 
     def _single_network_step(self, batches, step: int) -> dict[str, torch.Tensor]:
         acc, terms_sum = self.accelerator, {}
@@ -377,24 +406,12 @@ class Trainer:
         )
         loader = iter(make_loader(self.train_set, sampler, self.cfg.data.workers, self.device.type == "cuda"))
         images_per_step = self.cfg.data.batch_size * acc.num_processes * tcfg.grad_accum
-        window = _Window()
+        window = LossWindow()
         progress = _Progress(acc.is_main_process, start, tcfg.steps)
         with self._signals(), progress:
             for step in range(start, tcfg.steps):
-                self._set_encoder_mode(step)
-                self.G_model.train()
-                if self.objective.uses_discriminator:
-                    terms = self._gan_step(next(loader), step)
-                else:
-                    terms = self._single_network_step([next(loader) for _ in range(tcfg.grad_accum)], step)
-                if self.ema is not None:
-                    self.ema.update(self.G_raw, step)
-                self.sched_g.step()
-                if self.sched_d is not None:
-                    with warnings.catch_warnings():  # D's optimizer does not step during the warm-up
-                        warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
-                        self.sched_d.step()
-                self.state.step = done = step + 1
+                terms = self.train_step([next(loader) for _ in range(tcfg.grad_accum)], step)
+                done = self.state.step
                 window.add(terms, done)  # steps are counted as checkpoints are: step N = N updates done
                 last = done == tcfg.steps
                 stop = self._stop_requested(done)  # the same decision on every rank
@@ -428,7 +445,7 @@ class Trainer:
             self._interrupted = bool(_all_reduce(flag, "max").item())
         return self._interrupted
 
-    def _log(self, window: _Window, step: int, images_per_step: int) -> dict:
+    def _log(self, window: LossWindow, step: int, images_per_step: int) -> dict:
         acc = self.accelerator
         means, bad = window.flush(acc)
         if bad is not None and self.cfg.train.stop_on_nonfinite:
@@ -460,7 +477,7 @@ class Trainer:
             "Lower the learning rate, use bf16 instead of fp16, or set train.grad_clip."
         )
 
-    def _checkpoint(self, window: _Window, step: int) -> None:
+    def _checkpoint(self, window: LossWindow, step: int) -> None:
         acc = self.accelerator
         _, bad = window.flush(acc, keep=True)  # never write a checkpoint of a diverged model
         if bad is not None and self.cfg.train.stop_on_nonfinite:
@@ -533,7 +550,7 @@ def _all_reduce(t: torch.Tensor, op: str) -> torch.Tensor:
     return t
 
 
-class _Window:
+class LossWindow:
     """Loss terms summed on the device between logging steps, with the first non-finite step."""
 
     def __init__(self):

@@ -12,6 +12,7 @@ Each objective returns its loss terms as a dict of scalar tensors; the loop logs
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,12 +77,15 @@ class ClassificationObjective:
 class GANObjective:
     uses_discriminator = True
 
-    def __init__(self, config: Config, perceptual: torch.nn.Module | None):
+    def __init__(self, config: Config, perceptual: torch.nn.Module | None, autocast=contextlib.nullcontext):
         self.cfg = config.loss
         self.warmup = config.train.warmup_l1_steps
         self.gan = LOSSES.build({"type": "gan", "mode": self.cfg.gan_mode})
         self.recon = LOSSES.build(self.cfg.regression)
         self.perceptual = perceptual
+        # the run's mixed precision for the feature network: accelerate autocasts only the prepared
+        # G and D, and a VGG16 in float32 would cost more than the rest of the step
+        self.autocast = autocast
 
     def adversarial(self, step: int) -> bool:
         return step >= self.warmup
@@ -93,8 +97,9 @@ class GANObjective:
             "l1" if self.cfg.regression == "l1" else "l2": self.cfg.lambda_l1 * self.recon(fake, batch.ab)
         }
         if self.perceptual is not None and self.cfg.lambda_perc > 0:
-            fake_rgb = lab_norm_to_rgb(batch.L, fake)
-            terms["perceptual"] = self.cfg.lambda_perc * self.perceptual(fake_rgb, batch.rgb)
+            fake_rgb = lab_norm_to_rgb(batch.L, fake)  # float32: the colour conversion stays exact
+            with self.autocast():
+                terms["perceptual"] = self.cfg.lambda_perc * self.perceptual(fake_rgb, batch.rgb)
         if d_fake is not None:
             terms["g_adv"] = self.cfg.lambda_adv * self.gan.g_loss(d_fake)
         return terms

@@ -20,6 +20,7 @@ FlopCounterMode on one step (forward + backward of G and D).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -120,7 +121,7 @@ def bench_e2e(args) -> dict:
         overrides = [
             f"data.train={args.e2e_data}",
             f"data.size={args.size}",
-            "data.batch_size=16",
+            f"data.batch_size={args.batch or 16}",  # the gan_b16 case's batch
             f"data.workers={args.workers}",
             f"train.steps={args.e2e_steps}",
             f"train.log_every={max(1, args.e2e_steps // 4)}",
@@ -132,7 +133,8 @@ def bench_e2e(args) -> dict:
             "run.tensorboard=false",
             f"run.dir={Path(tmp) / 'e2e'}",
         ]
-        run = train(load_config(REPO / "configs/unet_gan.yaml", overrides))
+        with contextlib.redirect_stdout(sys.stderr):  # progress lines: stdout is the JSON
+            run = train(load_config(REPO / "configs/unet_gan.yaml", overrides))
         rows = run.read_metrics()
         steady = [r["images_per_s"] for r in rows[1:]] or [rows[-1]["images_per_s"]]  # skip the first window
         return {

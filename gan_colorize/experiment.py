@@ -257,12 +257,6 @@ def eval_datasets(study: Study, planned: PlannedRun) -> list[str]:
     return [default_dataset_name(planned.config, study.eval.data, size)]
 
 
-def default_device(device: str | None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @contextlib.contextmanager
 def training_device(device: str | None):
     """``cpu`` keeps training on the CPU even with a GPU (accelerate reads ACCELERATE_USE_CPU)."""
@@ -300,7 +294,7 @@ def train_run(planned: PlannedRun, device: str | None) -> None:
         )
 
 
-def evaluate_planned(study: Study, planned: PlannedRun, device: str) -> list[dict]:
+def evaluate_planned(study: Study, planned: PlannedRun, device: str | None) -> list[dict]:
     """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows."""
     from gan_colorize.evaluation import evaluate_run
 
@@ -322,10 +316,9 @@ def run_study(
     planned = plan_study(study, None, overrides)  # every run: the report covers them all
     selected = plan_study(study, only, overrides) if only else planned
     check_eval(study)
-    eval_device = default_device(device)
     for item in selected:
         train_run(item, device)
-        evaluate_planned(study, item, eval_device)
+        evaluate_planned(study, item, device)  # None: a GPU when there is one
     # every run of the study with results on the study's eval data, also runs not selected this time;
     # results on other data in the same run folders (an earlier study file) are left out
     files = []

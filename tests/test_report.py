@@ -35,7 +35,8 @@ APPROACHES = {
           "psnr": 21.0, "ssim": 0.70, "auc": 95.0, "efficientnet_fd": 5.0},
 }  # fmt: skip
 REFERENCES = {
-    "ground truth": {"cf": 35.0, "delta_cf": 0.0, "fid": 0.0, "fid_n": 8, "lpips": 0.0, "psnr": float("inf"),
+    "ground truth": {"cf": 35.0, "delta_cf": 0.0, "fid": -3e-9, "fid_n": 8, "lpips": 0.0,
+                     "psnr": float("inf"),
                      "ssim": 1.0, "auc": 100.0},
     "greyscale input": {"cf": 0.0, "delta_cf": -35.0, "fid": 90.0, "fid_n": 8, "lpips": 0.3, "psnr": 24.0,
                         "ssim": 0.95, "auc": 97.0},
@@ -153,6 +154,7 @@ def test_best_values_are_marked_per_column(report):
     assert not any(cells[col["CF"]].startswith("**") for cells in rows.values())  # CF itself is not ranked
     assert rows["B"][col["FID"]] == "**40.0 (n=8)**"
     assert rows["ground truth"][col["PSNR"]] == "∞"
+    assert rows["ground truth"][col["FID"]] == "0.0 (n=8)"  # sqrtm's rounding noise is no "-0.0"
 
 
 def test_missing_metric_shows_the_na_text(report):

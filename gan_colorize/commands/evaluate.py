@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics",
         help="comma-separated metric names (default: the set's, else colorfulness,psnr,ssim,auc,lpips,fid)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
     parser.add_argument("--batch-size", type=int, help="images per batch (default: the set's, else 16)")
 
 

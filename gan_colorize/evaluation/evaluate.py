@@ -210,7 +210,10 @@ def write_json(path: Path, data: dict) -> Path:
 
 
 # ---------------------------------------------------------------- runs
-def check_device(device: str) -> str:
+def check_device(device: str | None) -> str:
+    """``device`` checked, or a GPU when there is one (None)."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise EvaluationError(
             f"device {device!r} requested but CUDA is not available here (use --device cpu)"
@@ -333,7 +336,7 @@ def evaluate_run(
     data: str | None = None,
     size: int | None = None,
     metrics: str | Iterable[str] | None = None,
-    device: str | None = "cpu",
+    device: str | None = None,
     eval_set: str | Path | EvalSet | None = None,
     batch_size: int | None = None,
 ) -> dict:
@@ -349,7 +352,7 @@ def evaluate_run(
     run = RunDir(run_dir)
     if not run.root.is_dir():
         raise EvaluationError(f"run folder {run.root} does not exist")
-    device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = check_device(device)
     if eval_set is not None:
         if data is not None or size is not None:
             raise EvaluationError(
@@ -470,7 +473,7 @@ def evaluate_folders(
     pred_dir: str | Path,
     gt_dir: str | Path,
     metrics: str | Iterable[str] | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     out: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     approach: str | None = None,

@@ -378,7 +378,8 @@ def format_value(row: ResultRow, column: Column) -> Cell:
     elif math.isnan(value):
         text = "nan"
     else:
-        text = f"{value:.{column.digits}f}"
+        # + 0.0 turns -0.0 into 0.0: a distance of identical sets at rounding noise prints 0.00, not -0.00
+        text = f"{round(value, column.digits) + 0.0:.{column.digits}f}"
     count = row.metrics.get(f"{column.key}_n")
     if column.key == "fid" or count is not None:  # FID depends on n: always say how many images
         n = count if count is not None else row.n_images

@@ -277,8 +277,11 @@ class Trainer:
         self.G, self.D = self.G_model, self.D_model
         self._cuda_graphs = tcfg.compile and tcfg.compile_mode != "default" and self.device.type == "cuda"
         if tcfg.compile:
-            self.G = torch.compile(self.G_model, mode=tcfg.compile_mode)
-            self.D = torch.compile(self.D_model, mode=tcfg.compile_mode) if D is not None else None
+            # static shapes: batch and crop never change, and D's two batch sizes (real+fake, then
+            # fake) would otherwise turn its second compilation dynamic, which is slower
+            self.G = torch.compile(self.G_model, mode=tcfg.compile_mode, dynamic=False)
+            if D is not None:
+                self.D = torch.compile(self.D_model, mode=tcfg.compile_mode, dynamic=False)
 
     def _build_objective(self):
         cfg, acc = self.cfg, self.accelerator

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 
 import numpy as np
 import pytest
@@ -250,6 +251,26 @@ def test_exif_orientation_6_is_applied(folder, name):
         assert reader.size == (24, 40)
 
 
+def exif_with_text_orientation(text: bytes) -> bytes:
+    """An APP1 EXIF block whose Orientation is ASCII (type 2), as some broken writers store it."""
+    entry = struct.pack("<HHI4s", ORIENTATION, 2, len(text) + 1, text.ljust(4, b"\0"))
+    return b"Exif\0\0II*\0" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+
+
+def test_malformed_orientation_tag_is_read_as_pil_applies_it(tmp_path):
+    # a text "6" is no rotation for exif_transpose: the header size must not be swapped either,
+    # or every crop planned on it falls outside the decoded image
+    path = tmp_path / "text6.jpg"
+    save(path, colour_photo(30, 20), exif=exif_with_text_orientation(b"6"), quality=95)
+    with Image.open(path) as img:
+        assert img.getexif()[ORIENTATION] == "6"
+    with ImageReader(path) as reader:
+        assert reader.orientation == 1 and reader.size == (30, 20)
+        assert reader.decode().size == (30, 20)
+    ds = ImageFolderDataset(tmp_path, size=16, crop="random")
+    assert ds[(0, 0)].shape == (3, 16, 16)
+
+
 def test_jpeg_reduced_decode_keeps_orientation_and_the_minimum_size(tmp_path):
     path = tmp_path / "big.jpg"
     save(path, colour_photo(160, 96), exif=exif_with_orientation(6), quality=95)
@@ -462,6 +483,17 @@ def test_eval_images_follow_the_protocol_and_have_unique_names(tmp_path):
         item = images[i]
         assert item["name"] == names[i]
         assert np.array_equal(item["rgb"].permute(1, 2, 0).numpy(), reference_eval(path, 24))
+
+
+def test_eval_names_stay_distinct_where_extensions_and_folders_collide(tmp_path):
+    root = tmp_path / "eval"
+    for name in ("x.jpg", "x.JPG", "a/b.jpg", "a__b.jpg", "y.jpg", "y_jpg.png"):
+        save(root / name, colour_photo(30, 30), quality=95)
+    if len(list(root.iterdir())) < 5:  # a case-insensitive file system keeps one x
+        pytest.skip("x.jpg and x.JPG are one file here")
+    images = EvalImages(str(root), 24)
+    assert len(set(images.names)) == len(images.names) == 6
+    assert images.names == EvalImages(str(root), 24).names  # the same names every time
 
 
 def test_eval_images_screen_like_training(folder):

@@ -16,6 +16,8 @@ downscale factor; the longer side is rounded to the nearest pixel), then crop th
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import json
 import logging
 import math
@@ -365,9 +367,12 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             try:
                 return self._crop_file(path, rng)
             except BadImageError as exc:
-                if path not in self._warned:
-                    self._warned.add(path)
-                    log.warning("image unreadable since screening, another one used instead: %s", exc)
+                problem = exc
+            except Exception as exc:  # whatever a decoder raises, a worker must not die without the file
+                problem = BadImageError(path, f"cannot crop ({type(exc).__name__}: {exc})")
+            if path not in self._warned:
+                self._warned.add(path)
+                log.warning("image unreadable since screening, another one used instead: %s", problem)
         raise DatasetError(f"{self.root}: none of the {n} screened images can be read any more")
 
 
@@ -457,15 +462,22 @@ class BuiltinSkimage(torch.utils.data.Dataset):
 # ---------------------------------------------------------------- evaluation images
 def _unique_names(root: Path, files: list[Path]) -> list[str]:
     """Relative path without extension, ``/`` -> ``__``; where two files would share a name
-    (``x.jpg`` and ``x.png``) both keep their extension (``x_jpg``, ``x_png``)."""
-    stems = [relative_name(f, root).rsplit(".", 1)[0].replace("/", "__") for f in files]
-    counts: dict[str, int] = {}
-    for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
-    return [
-        stem if counts[stem] == 1 else f"{stem}_{f.suffix.lstrip('.').lower()}"
-        for stem, f in zip(stems, files)
-    ]
+    (``x.jpg`` and ``x.png``) both keep their extension (``x_jpg``, ``x_png``), and where that is
+    not enough (``x.jpg`` and ``x.JPG``, ``a/b.jpg`` and ``a__b.jpg``) a hash of the path is added.
+    Evaluation writes predictions and ground truth under these names: a repeat would overwrite."""
+    relative = [relative_name(f, root) for f in files]
+    stems = [r.rsplit(".", 1)[0].replace("/", "__") for r in relative]
+    names = _disambiguate(stems, [f"{s}_{f.suffix.lstrip('.').lower()}" for s, f in zip(stems, files)])
+    path_hashes = [hashlib.sha1(r.encode()).hexdigest()[:8] for r in relative]
+    names = _disambiguate(names, [f"{n}_{h}" for n, h in zip(names, path_hashes)])
+    if len(set(names)) != len(names):
+        raise DatasetError(f"{root}: cannot give its evaluation images distinct names")
+    return names
+
+
+def _disambiguate(names: list[str], longer: list[str]) -> list[str]:
+    counts = collections.Counter(names)
+    return [name if counts[name] == 1 else alternative for name, alternative in zip(names, longer)]
 
 
 class EvalImages(torch.utils.data.Dataset):

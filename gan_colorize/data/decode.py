@@ -105,7 +105,19 @@ class ImageReader:
             self.close()
         if self._img.width < 1 or self._img.height < 1:
             raise BadImageError(self.path, "empty image (0 pixels)")
+        self._check_upright_size()
         return self._img
+
+    def _check_upright_size(self) -> None:
+        # the crop was planned on the header's upright size: pixels that disagree with it (an
+        # orientation read differently) must fail here, naming the file, not deep inside a crop
+        expected = [v * self.scale for v in self.size]
+        if any(abs(got - want) > 1 for got, want in zip(self._img.size, expected)):
+            raise BadImageError(
+                self.path,
+                f"decoded size {self._img.size} differs from the header's {self.size} "
+                f"(scale {self.scale:g}, EXIF orientation {self.orientation})",
+            )
 
     def close(self) -> None:
         if self._file is not None:
@@ -119,11 +131,18 @@ class ImageReader:
         self.close()
 
 
+# the orientations PIL's exif_transpose acts on (it looks the tag up in a dict of these keys)
+_TRANSPOSED_ORIENTATIONS = frozenset(range(2, 9))
+
+
 def _orientation(img: Image.Image) -> int:
-    """The EXIF orientation (1-8); a malformed tag counts as 1, as image viewers treat it."""
+    """The EXIF orientation exactly as ``exif_transpose`` will apply it: 2-8, else 1. A malformed
+    tag (text "6", a rational 13/2) is left alone by exif_transpose, so the size we report from the
+    header must ignore it too."""
     try:
-        return int(img.getexif().get(ExifTags.Base.Orientation, 1))
-    except (TypeError, ValueError):
+        value = img.getexif().get(ExifTags.Base.Orientation, 1)
+        return int(value) if value in _TRANSPOSED_ORIENTATIONS else 1
+    except Exception:  # an unhashable or unreadable tag: no rotation, as for exif_transpose
         return 1
 
 

@@ -13,6 +13,7 @@ Component specs (``model.generator``, ``model.discriminator``, ``loss.perceptual
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -145,9 +146,46 @@ class Config:
                 raise ConfigError(f"model.{spec_name} needs a 'type:' key, got {spec!r}")
         if self.loss.lambda_perc > 0 and not self.loss.perceptual:
             raise ConfigError("loss.lambda_perc > 0 needs loss.perceptual: {type: vgg16|lpips|...}")
-        if self.data.size < 8 or self.data.batch_size < 1 or self.train.steps < 0:
-            raise ConfigError("data.size >= 8, data.batch_size >= 1 and train.steps >= 0 are required")
+        self._check_ranges()
         return self
+
+    def _check_ranges(self) -> None:
+        """Values that would crash late (a division by zero at step 1) or silently do nothing."""
+        d, t, lo = self.data, self.train, self.loss
+        at_least = {
+            "data.size": (d.size, 8), "data.batch_size": (d.batch_size, 1), "data.workers": (d.workers, 0),
+            "data.crops_per_epoch": (d.crops_per_epoch, 1), "train.steps": (t.steps, 0),
+            "train.grad_accum": (t.grad_accum, 1), "train.log_every": (t.log_every, 1),
+            "train.sample_every": (t.sample_every, 1), "train.checkpoint_every": (t.checkpoint_every, 1),
+            "train.keep_checkpoints": (t.keep_checkpoints, 1), "train.seed": (t.seed, 0),
+            "train.warmup_l1_steps": (t.warmup_l1_steps, 0), "train.ema_start": (t.ema_start, 0),
+            "model.freeze_encoder_steps": (self.model.freeze_encoder_steps, 0),
+            "loss.prior_samples": (lo.prior_samples, 1), "loss.soft_neighbours": (lo.soft_neighbours, 1),
+        }  # fmt: skip
+        for name, (value, minimum) in at_least.items():
+            if value < minimum:
+                raise ConfigError(f"{name}: {value} is below its minimum {minimum}")
+        _in_range("data.eval_fraction", d.eval_fraction, 0.0, 1.0)
+        _in_range("data.max_bad_fraction", d.max_bad_fraction, 0.0, 1.0)
+        _in_range("data.min_chroma", d.min_chroma, 0.0, math.inf)
+        _in_range("train.ema_decay", t.ema_decay, 0.0, 1.0, open_high=True)
+        if len(d.scale) != 2 or not 0 < d.scale[0] <= d.scale[1] <= 1:
+            raise ConfigError(f"data.scale: {d.scale} must be [low, high] with 0 < low <= high <= 1")
+        if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
+            raise ConfigError(f"train.betas: {t.betas} must be two values in [0, 1)")
+        for name in ("lr_g", "lr_d", "weight_decay", "grad_clip"):
+            _in_range(f"train.{name}", getattr(t, name), 0.0, math.inf)
+        for name in ("lambda_l1", "lambda_adv", "lambda_perc", "soft_sigma", "temperature"):
+            _in_range(f"loss.{name}", getattr(lo, name), 0.0, math.inf)
+        if lo.temperature == 0 or lo.soft_sigma == 0:
+            raise ConfigError("loss.temperature and loss.soft_sigma must be positive")
+
+
+def _in_range(name: str, value: float, low: float, high: float, open_high: bool = False) -> None:
+    # written so that NaN fails too
+    if not (low <= value and (value < high if open_high else value <= high)):
+        bracket = ")" if open_high else "]"
+        raise ConfigError(f"{name}: {value} is outside [{low:g}, {high:g}{bracket}")
 
 
 def _one_of(name: str, value: str, options: tuple[str, ...]) -> None:
@@ -236,7 +274,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} is not of the form section.key=value")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    return key.strip().split("."), value
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -263,6 +305,8 @@ def read_yaml(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc})") from None
     return data or {}
 
 
@@ -276,4 +320,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from gan_colorize.rundir import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))

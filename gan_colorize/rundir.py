@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+_REPLACED, _PRUNED = ".replaced_", ".pruned_"  # hidden names of checkpoints on their way out
 # read once, at import: the umask can only be read by setting it, and setting it is process-wide
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -108,7 +109,38 @@ class RunDir:
         if keep <= 0:
             return
         for _, path in self.list_checkpoints()[:-keep]:
-            shutil.rmtree(path, ignore_errors=True)
+            # hidden first, deleted after: a kill in the middle of rmtree must not leave a
+            # half-deleted folder that still looks like a checkpoint
+            trash = path.with_name(f"{_PRUNED}{path.name}")
+            path.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def install_checkpoint(self, tmp: Path, final: Path) -> None:
+        """Move the complete folder ``tmp`` to ``final``, replacing a checkpoint of the same step
+        (from an earlier, interrupted attempt) by renames only: at any kill, one of the two is
+        complete under its name or under a name :meth:`sweep_checkpoints` restores."""
+        replaced = final.with_name(f"{_REPLACED}{final.name}")
+        if final.exists():
+            if replaced.exists():
+                shutil.rmtree(replaced)
+            final.rename(replaced)
+        tmp.rename(final)
+        shutil.rmtree(replaced, ignore_errors=True)
+
+    def sweep_checkpoints(self) -> None:
+        """Clear what a killed checkpoint write leaves (call before a run starts, on one process):
+        ``.tmp_`` folders (incomplete), pruned folders, temporary files of atomic writes; a
+        replaced checkpoint whose successor never got its name is restored."""
+        if not self.checkpoints.is_dir():
+            return
+        for child in self.checkpoints.iterdir():
+            name = child.name
+            if name.startswith(_REPLACED) and not (child.parent / name[len(_REPLACED) :]).exists():
+                child.rename(child.parent / name[len(_REPLACED) :])
+            elif name.startswith((_REPLACED, _PRUNED, ".tmp_step_")):
+                shutil.rmtree(child, ignore_errors=True)
+            elif name.startswith(".") and name.endswith(".tmp") and child.is_file():
+                child.unlink(missing_ok=True)
 
     def is_run(self) -> bool:
         return self.config.is_file()

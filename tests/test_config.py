@@ -44,6 +44,22 @@ def test_unknown_section_suggests():
         ("loss.objective=gann", "did you mean 'gan'"),
         ("loss.gan_mode=lsgn", "did you mean 'lsgan'"),
         ("data.scale=3", "expected a list"),
+        # values that used to pass and then crash late or silently do nothing
+        ("train.log_every=0", "train.log_every: 0 is below its minimum 1"),
+        ("train.checkpoint_every=0", "train.checkpoint_every: 0 is below"),
+        ("train.grad_accum=0", "train.grad_accum: 0 is below"),
+        ("train.seed=-1", "train.seed: -1 is below"),
+        ("data.workers=-1", "data.workers: -1 is below"),
+        ("data.crops_per_epoch=0", "data.crops_per_epoch"),
+        ("data.scale=[0.5]", "data.scale"),
+        ("data.scale=[1.5, 0.2]", "data.scale"),
+        ("train.betas=[0.5]", "train.betas"),
+        ("data.eval_fraction=2", "data.eval_fraction: 2.0 is outside"),
+        ("data.max_bad_fraction=-1", "data.max_bad_fraction"),
+        ("data.min_chroma=.nan", "data.min_chroma: nan is outside"),
+        ("train.ema_decay=1", "train.ema_decay: 1.0 is outside"),
+        ("loss.temperature=0", "loss.temperature"),
+        ("data.scale=[0.5", "not valid YAML"),
     ],
 )
 def test_wrong_values_are_rejected(override, message):
@@ -76,3 +92,18 @@ def test_every_shipped_config_loads(path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_train_command_reports_a_bad_override_as_a_usage_error(capsys):
+    from gan_colorize.cli import main
+
+    code = main(["train", "--config", str(REPO / "configs/tiny/regression.yaml"), "--set", "data.scale=[0.5"])
+    assert code == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_a_binary_config_file_is_a_config_error(tmp_path):
+    path = tmp_path / "weights.yaml"
+    path.write_bytes(b"\x80\x81\xfe\xff" * 8)
+    with pytest.raises(ConfigError, match="weights.yaml: not a text file"):
+        load_config(path)

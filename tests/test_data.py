@@ -561,6 +561,54 @@ def test_file_list_cache_option_also_remembers_the_screening(good_folder, tmp_pa
         build_datasets(cfg)
     assert probed == ["tiny.png"]
 
+    # damaged, then restored, each time with the original size and mtime (as rsync -t leaves
+    # them): the ctime changes all the same, so each state is probed, never served from the cache
+    good = (good_folder / "tiny.png").read_bytes()
+    stat = os.stat(good_folder / "tiny.png")
+    for content, readable in ((b"\0" * len(good), False), (good, True)):
+        (root / "tiny.png").write_bytes(content)
+        os.utime(root / "tiny.png", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        probed.clear()
+        if readable:
+            train, evaluation = build_datasets(cfg)
+            assert train.files == first_train.files and evaluation.files == first_eval.files
+        else:
+            with pytest.raises(DatasetError, match="tiny.png"):
+                build_datasets(cfg)
+        assert probed == ["tiny.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_with_an_image_name_is_skipped_not_opened(tmp_path, caplog):
+    save(tmp_path / "a.png", colour_photo(8, 8))
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it for reading would block forever
+    with caplog.at_level(logging.WARNING):
+        assert rel_names(list_image_files(tmp_path), tmp_path) == {"a.png"}
+    assert "pipe.jpg: not a regular file" in caplog.text
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_naming_it(tmp_path, monkeypatch):
+    save(tmp_path / "a.png", colour_photo(8, 8))
+    save(tmp_path / "locked" / "b.png", colour_photo(8, 8))
+    real_scandir = os.scandir
+
+    def refuse_locked(path):
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(files_mod.os, "scandir", refuse_locked)
+    with pytest.raises(FileNotFoundError, match="cannot list folder .*locked: Permission denied"):
+        list_image_files(tmp_path)
+
+
+def test_a_link_aliasing_a_folder_never_decides_the_paths(tmp_path):
+    # 'alias' sorts before 'real': the real folder must still give the files their paths
+    save(tmp_path / "real" / "x.png", colour_photo(8, 8))
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert rel_names(list_image_files(tmp_path), tmp_path) == {"real/x.png"}
+
 
 # ---------------------------------------------------------------- the training stream, builtin inspect
 def test_training_stream_gives_the_same_batches_with_two_workers_and_on_resume(good_folder):
@@ -591,3 +639,12 @@ def test_data_inspect_builtin_reports_six_photos_and_the_held_out_one(capsys, no
     assert summary["held_out"] == ["chelsea"] and summary["training"] == 5
     assert summary["greyscale"] == [] and summary["unreadable"] == []
     assert summary["width"]["min"] == 451 and summary["height"]["min"] == 300  # chelsea, 451 x 300
+
+
+def test_a_folder_of_greyscale_photos_says_so_with_the_counts(tmp_path):
+    for i in range(3):
+        grey = np.asarray(Image.fromarray(colour_photo(30, 30)).convert("L"))
+        save(tmp_path / f"grey{i}.png", np.stack([grey] * 3, axis=2))
+    expected = r"no usable colour image among 3 files \(3 greyscale, 0 unreadable\)"
+    with pytest.raises(DatasetError, match=expected):
+        build_datasets(DataConfig(train=str(tmp_path), size=16), seed=0)

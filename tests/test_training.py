@@ -291,3 +291,37 @@ def test_bf16_reaches_generator_discriminator_and_feature_network(tmp_path):
         assert all(p.dtype == torch.float32 for p in trainer.G_raw.parameters())
     finally:
         AcceleratorState._reset_state()
+
+
+def test_what_a_killed_checkpoint_write_leaves_is_swept_and_resume_still_works(tmp_path):
+    run = train(tiny("regression", tmp_path, "train.steps=2", "train.checkpoint_every=1"))
+    ckpts = run.checkpoints
+    # killed between the two renames of a re-written step 2: only the replaced copy has the data
+    (ckpts / "step_00000002").rename(ckpts / ".replaced_step_00000002")
+    # killed while pruning step 1, while writing step 3, and inside an atomic file write
+    (ckpts / "step_00000001").rename(ckpts / ".pruned_step_00000001")
+    (ckpts / ".tmp_step_00000003").mkdir()
+    (ckpts / ".tmp_step_00000003" / "model.safetensors").write_bytes(b"half")
+    (ckpts / ".generator.pt.x1y2.tmp").write_bytes(b"half")
+    assert run.latest_checkpoint() is None  # nothing complete is visible before the sweep
+
+    resumed = train(
+        tiny("regression", tmp_path, "train.steps=3", "train.checkpoint_every=1"), resume="latest"
+    )
+    assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]  # resumed at 2, not restarted
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_00000002", "step_00000003"]
+
+
+def test_pruning_hides_a_checkpoint_before_deleting_it(tmp_path, monkeypatch):
+    run = train(tiny("regression", tmp_path, "train.steps=2", "train.checkpoint_every=1"))
+    seen = []
+
+    def killed_midway(path, ignore_errors=False):
+        seen.append(path.name)
+        raise KeyboardInterrupt  # the kill, before anything is deleted
+
+    monkeypatch.setattr("gan_colorize.rundir.shutil.rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        run.prune_checkpoints(keep=1)
+    assert seen == [".pruned_step_00000001"]
+    assert [step for step, _ in run.list_checkpoints()] == [2]

@@ -26,16 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gan_colorize.config import ConfigError, load_config
+    from gan_colorize.data import DatasetError
+    from gan_colorize.training import NonFiniteLossError, train
     from gan_colorize.weights import MissingWeightsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides) + ([f"run.dir={args.run_dir}"] if args.run_dir else [])
     try:
         config = load_config(args.config, overrides)
-        from gan_colorize.training import NonFiniteLossError, train
-
         run_dir = train(config, resume=args.resume)
-    except (ConfigError, MissingWeightsError, FileNotFoundError) as exc:
+    except (ConfigError, DatasetError, MissingWeightsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:

@@ -204,11 +204,12 @@ class Screening:
 
 class ScreeningCache:
     """What screening learnt of each file (its chroma level, or why it is unreadable), kept in a
-    JSON file and trusted while the file's size and mtime are unchanged: a large tree is decoded
-    once, not at every run start. The threshold is applied afterwards, so changing
-    ``min_chroma`` needs no new decode."""
+    JSON file and trusted while the file's size, mtime, inode and ctime are unchanged (ctime
+    cannot be set back, as ``rsync -t`` sets an mtime back): a large tree is decoded once, not at
+    every run start. The threshold is applied afterwards, so changing ``min_chroma`` needs no new
+    decode."""
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -222,26 +223,25 @@ class ScreeningCache:
             pass  # missing or damaged: rebuilt
 
     @staticmethod
-    def _signature(path: Path) -> list[int]:
-        stat = path.stat()
-        return [stat.st_size, stat.st_mtime_ns]
-
-    def get(self, path: Path) -> tuple[float | None, str | None] | None:
-        """(chroma, None), (None, reason) or None when unknown or stale."""
-        entry = self.entries.get(os.path.abspath(path))
+    def signature(path: Path) -> list[int] | None:
         try:
-            if entry is None or entry[:2] != self._signature(path):
-                return None
+            stat = path.stat()
         except OSError:
             return None
-        return entry[2], entry[3]
+        return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
 
-    def put(self, path: Path, chroma: float | None, reason: str | None) -> None:
-        try:
-            self.entries[os.path.abspath(path)] = [*self._signature(path), chroma, reason]
+    def get(self, path: Path, signature: list[int] | None) -> tuple[float | None, str | None] | None:
+        """(chroma, None), (None, reason) or None when unknown or stale."""
+        entry = self.entries.get(os.path.abspath(path))
+        if entry is None or signature is None or entry[:4] != signature:
+            return None
+        return entry[4], entry[5]
+
+    def put(self, path: Path, signature: list[int] | None, chroma: float | None, reason: str | None) -> None:
+        """``signature``: taken BEFORE the file was probed, so a change during the probe is seen."""
+        if signature is not None:  # None: gone, nothing to remember
+            self.entries[os.path.abspath(path)] = [*signature, chroma, reason]
             self.changed = True
-        except OSError:
-            pass  # gone since: nothing to remember
 
     def save(self) -> None:
         if self.changed:
@@ -250,7 +250,8 @@ class ScreeningCache:
 
 
 def _chroma_or_reason(path: Path, cache: ScreeningCache | None) -> tuple[float | None, str | None]:
-    known = cache.get(path) if cache is not None else None
+    signature = ScreeningCache.signature(path) if cache is not None else None
+    known = cache.get(path, signature) if cache is not None else None
     if known is not None:
         return known
     try:
@@ -258,8 +259,16 @@ def _chroma_or_reason(path: Path, cache: ScreeningCache | None) -> tuple[float |
     except BadImageError as exc:
         result = None, exc.reason
     if cache is not None:
-        cache.put(path, *result)
+        cache.put(path, signature, *result)
     return result
+
+
+def require_usable(screening: Screening, where: str) -> None:
+    if not screening.usable:
+        raise DatasetError(
+            f"{where}: no usable colour image among {screening.total} files "
+            f"({len(screening.greyscale)} greyscale, {len(screening.skipped)} unreadable)"
+        )
 
 
 def screen(
@@ -332,11 +341,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             screening = screen(files, min_chroma, max_bad_fraction, str(self.root))
         self.screening = screening
         self.files = list(screening.usable)
-        if not self.files:
-            raise DatasetError(
-                f"{self.root}: no usable colour image among {screening.total} files "
-                f"({len(screening.greyscale)} greyscale, {len(screening.skipped)} unreadable)"
-            )
+        require_usable(screening, str(self.root))
         self._warned: set[Path] = set()
 
     @property
@@ -515,10 +520,7 @@ class EvalImages(torch.utils.data.Dataset):
             screening = screen(files, min_chroma, max_bad_fraction, f"{self.root} (evaluation)")
         self.screening = screening
         self.files = list(screening.usable)
-        if not self.files:
-            raise DatasetError(
-                f"{self.root}: no usable colour image for evaluation among {screening.total} files"
-            )
+        require_usable(screening, f"{self.root} (evaluation)")
         self.names = _unique_names(self.root, self.files)
 
     def __len__(self) -> int:
@@ -558,6 +560,7 @@ def build_datasets(data_cfg: DataConfig, seed: int = 0):
         str(root),
         cache=default_cache_path(root, "screening") if caching else None,
     )
+    require_usable(screening, str(root))  # before the split, which would hide the counts
     if data_cfg.eval is None:
         train_files, eval_files = split_files(root, screening.usable, data_cfg.eval_fraction)
         if screening.usable and not (train_files and eval_files):

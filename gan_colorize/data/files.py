@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from gan_colorize.rundir import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 CACHE_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -26,26 +29,56 @@ def relative_name(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if root.is_dir() else path.name
 
 
+class UnlistableFolderError(FileNotFoundError):
+    """A folder of the tree could not be listed: its files would silently be missing. (A
+    FileNotFoundError, as a missing root is, so that every command reports it the same way.)"""
+
+
 def _walk(root: Path) -> tuple[list[Path], dict[str, int]]:
     """(image files sorted by relative path, {relative folder: mtime_ns} of every folder visited).
 
-    Symbolic links to folders are followed once each: a link back up the tree does not loop.
-    Hidden folders (``.git``, ``.cache``, ...) are not entered.
+    Folders are visited in name order, real folders before symbolic links to folders, and each
+    folder once: a link back up the tree does not loop, and a link that aliases a real folder
+    never decides the files' paths (which the evaluation split hashes). Hidden folders (``.git``,
+    ``.cache``, ...) are not entered. A folder that cannot be listed is an error, not a gap.
     """
     files: list[Path] = []
     folders: dict[str, int] = {}
     seen: set[tuple[int, int]] = set()
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        stat = os.stat(folder)
-        if (stat.st_dev, stat.st_ino) in seen:
-            dirs[:] = []
-            continue
+    real, links = [root], []  # stacks: every real folder is visited before any link
+    while real or links:
+        folder = real.pop() if real else links.pop()
+        try:
+            # stat before listing: an entry added in between then changes the mtime after the one
+            # recorded, and the cached list is rebuilt next time rather than trusted without it
+            stat = os.stat(folder)
+            if (stat.st_dev, stat.st_ino) in seen:
+                continue
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise UnlistableFolderError(f"cannot list folder {folder}: {exc.strerror or exc}") from None
         seen.add((stat.st_dev, stat.st_ino))
-        folders[Path(folder).relative_to(root).as_posix()] = stat.st_mtime_ns
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files.extend(Path(folder) / name for name in names if is_image_name(name))
+        folders[folder.relative_to(root).as_posix()] = stat.st_mtime_ns
+        subfolders = [e for e in entries if not e.name.startswith(".") and e.is_dir()]
+        real.extend(Path(e.path) for e in reversed(subfolders) if not e.is_symlink())
+        links.extend(Path(e.path) for e in reversed(subfolders) if e.is_symlink())
+        files.extend(Path(e.path) for e in entries if is_image_name(e.name) and _is_readable_kind(e))
     files.sort(key=lambda p: p.relative_to(root).as_posix())
     return files, folders
+
+
+def _is_readable_kind(entry: os.DirEntry) -> bool:
+    """Regular files and dangling links (which screening reports as unreadable) are listed; a
+    FIFO, socket or device with an image name is not: opening it would block or read forever."""
+    if entry.is_file() or entry.is_dir():
+        return entry.is_file()
+    try:
+        os.stat(entry.path)
+    except OSError:
+        return True  # a dangling link: listed, so that screening names it
+    log.warning("skipping %s: not a regular file", entry.path)
+    return False
 
 
 def _cache_still_valid(root: Path, folders: dict[str, int]) -> bool:

@@ -122,7 +122,6 @@ class Trainer:
                 "train.grad_accum > 1 is not supported with the gan objective: raise data.batch_size or "
                 "use more processes instead"
             )
-        self.resume_from = self._resume_checkpoint(resume)
         use_tb = config.run.tensorboard and _tensorboard_available()
         self.accelerator = Accelerator(
             # without an accelerator, torchrun's processes are multi-CPU (gloo) only if cpu=True
@@ -135,6 +134,10 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
         )
         acc = self.accelerator
+        if acc.is_main_process:
+            self.run.sweep_checkpoints()  # what a killed run left half-written
+        acc.wait_for_everyone()
+        self.resume_from = self._resume_checkpoint(resume)
         self.device = acc.device
         self._configure_torch()
         set_seed(tcfg.seed)  # same seed on every rank: identical initial weights
@@ -499,9 +502,7 @@ class Trainer:
                 raise RuntimeError(f"the processes' weights diverged at step {step}: {replicas}")
             G = self.ema.model if self.ema is not None else self.G_raw
             save_generator(tmp / "generator.pt", G, self.cfg, step, ema=self.ema is not None)
-            if final.exists():  # a checkpoint of the same step from an earlier, interrupted attempt
-                shutil.rmtree(final)
-            tmp.rename(final)  # the folder appears complete or not at all
+            self.run.install_checkpoint(tmp, final)  # the folder appears complete or not at all
             self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
         acc.wait_for_everyone()
 

@@ -102,7 +102,7 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 1000
     checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # 0 keeps every checkpoint
     stop_on_nonfinite: bool = True
 
 
@@ -157,7 +157,7 @@ class Config:
             "data.crops_per_epoch": (d.crops_per_epoch, 1), "train.steps": (t.steps, 0),
             "train.grad_accum": (t.grad_accum, 1), "train.log_every": (t.log_every, 1),
             "train.sample_every": (t.sample_every, 1), "train.checkpoint_every": (t.checkpoint_every, 1),
-            "train.keep_checkpoints": (t.keep_checkpoints, 1), "train.seed": (t.seed, 0),
+            "train.keep_checkpoints": (t.keep_checkpoints, 0), "train.seed": (t.seed, 0),
             "train.warmup_l1_steps": (t.warmup_l1_steps, 0), "train.ema_start": (t.ema_start, 0),
             "model.freeze_encoder_steps": (self.model.freeze_encoder_steps, 0),
             "loss.prior_samples": (lo.prior_samples, 1), "loss.soft_neighbours": (lo.soft_neighbours, 1),

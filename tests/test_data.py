@@ -523,10 +523,25 @@ def test_data_inspect_json_counts(folder, capsys):
     assert summary["images"] == 15 and summary["readable"] == 13
     assert {u["file"] for u in summary["unreadable"]} == UNREADABLE
     assert {g["file"] for g in summary["greyscale"]} == GREYSCALE
-    assert summary["usable"] == 10 and summary["training"] == 10 - len(summary["held_out"])
+    # no file falls in the 5 % hash split: as in training, the first usable one is shared
+    assert summary["usable"] == summary["training"] == 10 and summary["held_out"] == ["cmyk.jpg"]
     assert summary["modes"]["CMYK"] == 1 and summary["modes"]["P"] == 3 and summary["modes"]["I;16"] == 1
     assert summary["bits"]["16"] == 1
     assert summary["width"]["min"] == 7 and summary["height"]["min"] == 5
+    # 2 of 15 unreadable is more than the default max_bad_fraction: training would not start
+    assert "2 of 15 files are unreadable" in summary["training_would_stop"]
+
+
+def test_data_inspect_says_what_training_would_do_at_the_edges(folder, capsys):
+    from gan_colorize.cli import main
+
+    argv = ["data", "inspect", str(folder), "--json", "--max-bad-fraction", "0.5", "--eval-fraction", "1"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "training_would_stop" not in summary
+    # everything held out: training uses every usable file too, as build_datasets does
+    assert summary["training"] == summary["usable"] == len(summary["held_out"]) == 10
+    assert "share images" in summary["split_rule"]
 
 
 def test_data_inspect_human_output_and_missing_path(folder, capsys):

@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of a folder held out for evaluation by the stable hash split (data.eval_fraction; "
         "default %(default)s)",
     )
+    inspect.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=DataConfig.max_bad_fraction,
+        help="share of unreadable files above which training refuses to start (data.max_bad_fraction; "
+        "default %(default)s)",
+    )
     inspect.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
 
@@ -44,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from gan_colorize.data.inspect import render, summarize
 
     try:
-        summary = summarize(args.path, args.min_chroma, args.eval_fraction, progress=not args.json)
+        summary = summarize(
+            args.path, args.min_chroma, args.eval_fraction, not args.json, args.max_bad_fraction
+        )
     except FileNotFoundError as exc:
         print(f"error: {exc} (give an image folder, an image file or builtin:skimage)", file=sys.stderr)
         return EXIT_MISSING

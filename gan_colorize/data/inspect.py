@@ -20,10 +20,12 @@ def summarize(
     min_chroma: float = DataConfig.min_chroma,
     eval_fraction: float = DataConfig.eval_fraction,
     progress: bool = False,
+    max_bad_fraction: float = DataConfig.max_bad_fraction,
 ) -> dict:
     """Counts, sizes, modes, greyscale and unreadable files (with reasons) of a folder, a single
-    image file or ``builtin:skimage``, as a JSON-ready dict. Raises FileNotFoundError for a
-    missing path."""
+    image file or ``builtin:skimage``, as a JSON-ready dict, and what ``build_datasets`` would do
+    with them (the split, its fallback for tiny folders, a stop for too many unreadable files).
+    Raises FileNotFoundError for a missing path."""
     if spec == BUILTIN:
         return _summarize_builtin(min_chroma)
     root = Path(spec)
@@ -41,12 +43,18 @@ def summarize(
     summary = _summary(str(root), probes, unreadable, min_chroma)
     usable = [n for n, p in probes if p.chroma >= min_chroma]
     held_out = [n for n in usable if in_eval_split(n, eval_fraction)]
-    summary.update(
-        eval_fraction=eval_fraction,
-        held_out=held_out,
-        training=len(usable) - len(held_out),
-        split_rule=f"hash of the relative path (data.eval_fraction={eval_fraction})",
-    )
+    training = len(usable) - len(held_out)
+    split_rule = f"hash of the relative path (data.eval_fraction={eval_fraction})"
+    if usable and not (training and held_out):  # build_datasets' fallback for a tiny folder
+        training, held_out = training or len(usable), held_out or usable[:1]
+        split_rule += "; too few files for it: training and evaluation share images"
+    summary.update(eval_fraction=eval_fraction, held_out=held_out, training=training, split_rule=split_rule)
+    total = summary["images"]
+    if total and len(unreadable) / total > max_bad_fraction:
+        summary["training_would_stop"] = (
+            f"{len(unreadable)} of {total} files are unreadable, more than "
+            f"data.max_bad_fraction={max_bad_fraction}: training refuses to start"
+        )
     return summary
 
 
@@ -132,6 +140,8 @@ def render(summary: dict) -> None:
     table.add_row("bits per sample", ", ".join(f"{b}: {n}" for b, n in summary["bits"].items()))
     table.add_row("evaluation split", escape(summary["split_rule"]))
     console.print(table)
+    if "training_would_stop" in summary:
+        console.print(f"[bold red]{escape(summary['training_would_stop'])}[/bold red]")
     for item in summary["greyscale"]:
         console.print(
             f"  greyscale: {escape(item['file'])} "

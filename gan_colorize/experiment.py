@@ -37,7 +37,9 @@ from gan_colorize.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-EXIT_PARTIAL = 3  # the report was written, but some metric could not be computed (missing weights)
+# the report was written, but some metric could not be computed: weights missing or unreadable,
+# fewer than 2 images (Frechet distances), images under 31 px (LPIPS)
+EXIT_PARTIAL = 3
 
 
 class StudyError(ValueError):
@@ -299,9 +301,11 @@ def evaluate_planned(study: Study, planned: PlannedRun, device: str | None) -> l
     from gan_colorize.evaluation import evaluate_run
 
     spec = study.eval
+    # the study's own config named the generator and this process just trained it: trusted
+    common = {"metrics": spec.metrics, "device": device, "trust_code": True}
     if spec.sets:
-        return [evaluate_run(planned.dir, metrics=spec.metrics, device=device, eval_set=s) for s in spec.sets]
-    return [evaluate_run(planned.dir, data=spec.data, size=spec.size, metrics=spec.metrics, device=device)]
+        return [evaluate_run(planned.dir, eval_set=s, **common) for s in spec.sets]
+    return [evaluate_run(planned.dir, data=spec.data, size=spec.size, **common)]
 
 
 def run_study(

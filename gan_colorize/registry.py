@@ -9,6 +9,11 @@ A config names a component with ``type:`` and gives its keyword arguments beside
       type: my_lab.discs:SpectralPatch   # ... or any importable ``module:Class``
 
 so that a new discriminator (or generator, loss, metric) is one new file and one config line.
+
+Importing ``module:Class`` runs that module's code, which is fine for a config you wrote and not
+for one read from a file someone sent you: ``get(name, allow_import=False)`` (and ``build``)
+accept then only registered names, and ``module:Class`` paths whose class is already registered
+(its module imported, its decorator run), and import nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +31,10 @@ class RegistryError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would print the message inside quotes
         return str(self.args[0]) if self.args else ""
+
+
+class ImportRefusedError(RegistryError):
+    """A ``module:Class`` that is not registered, in a lookup that was not allowed to import it."""
 
 
 def closest(name: str, options) -> str:
@@ -88,8 +98,27 @@ class Registry:
         self._load()
         return name in self._entries
 
-    def get(self, name: str) -> Callable:
+    def registered_at(self, path: str) -> Callable | None:
+        """The registered class that ``module:Class`` names, when its module is already imported
+        (None otherwise): looking it up imports and runs nothing."""
+        module_name, _, attr = path.partition(":")
+        module = sys.modules.get(module_name)
+        obj = getattr(module, attr, None) if module is not None else None
+        self._load()
+        return obj if obj is not None and any(obj is entry for entry in self._entries.values()) else None
+
+    def get(self, name: str, allow_import: bool = True) -> Callable:
+        """The component called ``name``; ``allow_import=False`` refuses to import a ``module:Class``
+        that is not registered already (for names read from files that may not be trusted)."""
         if ":" in name:
+            registered = self.registered_at(name)
+            if registered is not None:
+                return registered
+            if not allow_import:
+                raise ImportRefusedError(
+                    f"{self.kind} {name!r} is not registered, and importing it would run the code of "
+                    f"module {name.partition(':')[0]!r}; registered: {', '.join(self.names())}"
+                )
             return import_by_path(name)
         self._load()
         try:
@@ -100,15 +129,16 @@ class Registry:
                 f"registered: {', '.join(self.names())}; or give 'module:Class'"
             ) from None
 
-    def build(self, spec: str | Mapping[str, Any], **extra: Any) -> Any:
-        """Build from ``{"type": name, **kwargs}`` (or a bare name); ``extra`` adds arguments."""
+    def build(self, spec: str | Mapping[str, Any], /, allow_import: bool = True, **extra: Any) -> Any:
+        """Build from ``{"type": name, **kwargs}`` (or a bare name); ``extra`` adds arguments.
+        ``allow_import``: see :meth:`get`."""
         if isinstance(spec, str):
             spec = {"type": spec}
         if "type" not in spec:
             raise RegistryError(f"{self.kind} spec {dict(spec)!r} has no 'type:'")
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         kwargs.update(extra)
-        factory = self.get(spec["type"])
+        factory = self.get(spec["type"], allow_import=allow_import)
         check_arguments(factory, kwargs, f"{self.kind} {spec['type']!r}")
         return factory(**kwargs)
 

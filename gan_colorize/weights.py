@@ -4,7 +4,8 @@ Weights are read from a path given in the config, else from the standard torch h
 ``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints`` by default), under the file
 name that torchvision, pytorch-fid or lpips would download. gan-colorize never downloads and
 never falls back to random weights: a missing file is a :class:`MissingWeightsError` that names
-the file, where it was looked for, and where to get it.
+the file, where it was looked for, and where to get it; a file that is there but cannot be read (a
+truncated download, an HTML page saved as .pth) is its subclass :class:`UnreadableWeightsError`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ class MissingWeightsError(FileNotFoundError):
         return f"n/a (missing {self.path.name}, see README)"
 
 
+class UnreadableWeightsError(MissingWeightsError):
+    """Pretrained weights whose file exists but cannot be loaded (a MissingWeightsError all the same:
+    the metric or loss cannot run, and every caller that handles a missing file handles this one)."""
+
+    def __init__(self, weights: KnownWeights | None, path: Path, reason: str):
+        self.weights = weights
+        self.path = Path(path)
+        what = weights.what if weights else "weights"
+        where = f" Download {weights.url} again and replace it" if weights else " Replace it"
+        FileNotFoundError.__init__(
+            self, f"unreadable {what}: {self.path} exists but cannot be read: {reason}.{where}."
+        )
+
+    @property
+    def short(self) -> str:
+        """The text a report cell shows: 'n/a (unreadable FILE, see README)' (the full message says why)."""
+        return f"n/a (unreadable {self.path.name}, see README)"
+
+
 def hub_checkpoints_dir() -> Path:
     """``$TORCH_HOME/hub/checkpoints`` as torch itself resolves it (read at call time)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -83,4 +103,4 @@ def load_state_dict(weights: KnownWeights, path: str | Path | None = None) -> di
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated download, an HTML page saved as .pth, ...
-        raise MissingWeightsError(weights, file, f"The file exists but cannot be read: {exc}") from exc
+        raise UnreadableWeightsError(weights, file, str(exc)) from exc

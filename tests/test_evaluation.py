@@ -33,8 +33,9 @@ from gan_colorize.rundir import RunDir
 CHEAP = ["colorfulness", "psnr", "ssim", "auc"]
 SIZE = 32
 SCHEMA = {
-    "approach", "run", "config", "checkpoint", "step", "ema", "dataset", "protocol", "n_images",
-    "metrics", "missing", "partial", "pred_dir", "gt_dir", "input_dir",
+    "approach", "run", "config", "checkpoint", "step", "ema", "dataset", "data", "data_path",
+    "eval_fraction", "gt_sha256", "protocol", "n_images", "metrics", "missing", "missing_detail",
+    "partial", "pred_dir", "gt_dir", "input_dir",
 }  # fmt: skip
 
 
@@ -189,6 +190,72 @@ def test_a_folder_sets_held_out_share_is_what_training_holds_out(run_dir, tmp_pa
     written = sorted(p.name for p in (Path(result["metrics_file"]).parent / "gt").iterdir())
     assert written == expected and 0 < len(expected) < 24
     assert result["dataset"] == "held" and "eval_fraction=0.25" in result["data"]
+    assert result["data_path"] == str(photos.resolve()) and result["eval_fraction"] == 0.25
+
+
+def gt_digest(folder: Path) -> str:
+    """sha256 over the folder's images' names and decoded pixels in name order, as metrics.json
+    records it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        pixels = np.asarray(Image.open(path))
+        digest.update(f"{path.name}\n{pixels.dtype}\n{pixels.shape}\n".encode() + pixels.tobytes())
+    return digest.hexdigest()
+
+
+def test_the_ground_truth_digest_is_of_pixels_not_of_the_png_encoding(tmp_path):
+    from gan_colorize.evaluation.evaluate import ground_truth_digest
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    for level, folder in ((0, tmp_path / "fast"), (9, tmp_path / "small")):
+        folder.mkdir()
+        Image.fromarray(rgb).save(folder / "a.png", compress_level=level)
+    assert (tmp_path / "fast" / "a.png").read_bytes() != (tmp_path / "small" / "a.png").read_bytes()
+    fast, small = (ground_truth_digest((tmp_path / f).iterdir()) for f in ("fast", "small"))
+    assert fast == small == gt_digest(tmp_path / "fast")
+    rgb[0, 0, 0] ^= 1  # one level of one pixel
+    Image.fromarray(rgb).save(tmp_path / "small" / "a.png")
+    assert ground_truth_digest((tmp_path / "small").iterdir()) != fast
+
+
+def test_two_folders_of_one_name_are_two_datasets_with_their_own_digest(run_dir, tmp_path, monkeypatch):
+    """/a/photos and /b/photos: different images, so different dataset names and ground-truth digests."""
+    for parent, seed in (("a", 1), ("b", 2)):
+        write_images(tmp_path / parent / "photos", ["x.png", "y.png"], seed=seed, size=(20, 20))
+    a = evaluate_run(run_dir, data=str(tmp_path / "a" / "photos"), size=16, metrics=["psnr"])
+    b = evaluate_run(run_dir, data=str(tmp_path / "b" / "photos"), size=16, metrics=["psnr"])
+    assert a["dataset"] != b["dataset"]
+    assert a["dataset"].startswith("photos_") and a["dataset"].endswith("_16px")
+    assert a["data_path"] == str((tmp_path / "a" / "photos").resolve()) and a["eval_fraction"] is None
+    for result in (a, b):
+        folder = Path(result["metrics_file"]).parent
+        assert result["gt_sha256"] == gt_digest(folder / "gt")
+        references = json.loads((folder / "references.json").read_text())["rows"]
+        assert {row["gt_sha256"] for row in references} == {result["gt_sha256"]}
+    assert a["gt_sha256"] != b["gt_sha256"]
+    # the same folder given relative to the current directory: the same dataset, the same images
+    monkeypatch.chdir(tmp_path / "a")
+    again = evaluate_run(run_dir, data="photos", size=16, metrics=["psnr"])
+    assert again["dataset"] == a["dataset"] and again["gt_sha256"] == a["gt_sha256"]
+    assert again["data_path"] == a["data_path"] and again["data"] == "photos"
+    # an outside method scored against a's gt/ is on a's images
+    gt = Path(a["metrics_file"]).parent / "gt"
+    outside = evaluate_folders(gt, gt, ["psnr"], out=tmp_path / "outside.json")
+    assert outside["gt_sha256"] == a["gt_sha256"] and outside["data_path"] == a["data_path"]
+
+
+def test_a_relative_data_path_that_is_not_there_says_where_it_was_read_from(run_dir, tmp_path, monkeypatch):
+    custom = tmp_path / "sets" / "rel.yaml"
+    custom.parent.mkdir()
+    custom.write_text("data: ../shared/data/nowhere\nsize: 16\nmetrics: [psnr]\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EvaluationError, match=r"read from the current directory.*repository root") as info:
+        evaluate_run(run_dir, eval_set=custom)
+    assert "../shared/data/nowhere" in str(info.value) and str(tmp_path) in str(info.value)
+    args = namespace(runs=[str(run_dir)], eval_sets=[str(custom)])
+    assert evaluate_command.run(args) == 2
 
 
 def test_missing_fid_weights_make_a_partial_result(run_dir, tmp_path, monkeypatch, capsys):
@@ -200,9 +267,26 @@ def test_missing_fid_weights_make_a_partial_result(run_dir, tmp_path, monkeypatc
     assert result["missing"] == {"fid": "n/a (missing pt_inception-2015-12-05-6726825d.pth, see README)"}
     assert np.isfinite(result["metrics"]["psnr"]) and "fid" not in result["metrics"]
 
+    assert "does not exist" in result["missing_detail"]["fid"]  # the full message: where it was looked for
     args = namespace(runs=[str(run_dir)], size=16, metrics="psnr,fid")
     assert evaluate_command.run(args) == 3
     assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().out
+
+
+def test_one_image_gives_a_partial_result_not_a_failure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_COLORIZE_CACHE", str(tmp_path / "cache"))
+    write_images(tmp_path / "gt", ["a.png"], seed=1, size=(32, 32))
+    write_images(tmp_path / "pred", ["a.png"], seed=2, size=(32, 32))
+    out = tmp_path / "one.json"
+    args = namespace(pred=str(tmp_path / "pred"), gt=str(tmp_path / "gt"), out=str(out))
+    args.metrics = "psnr,colorfulness,efficientnet_fd"
+    assert evaluate_command.run(args) == 3
+    written = json.loads(out.read_text())
+    assert written["partial"] is True and written["n_images"] == 1
+    assert written["missing"] == {"efficientnet_fd": "n/a (needs >= 2 images)"}
+    assert "got 1" in written["missing_detail"]["efficientnet_fd"]
+    assert np.isfinite(written["metrics"]["psnr"]) and "delta_cf" in written["metrics"]
+    assert "efficientnet_fd n/a (needs >= 2 images)" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- an outside method's folders

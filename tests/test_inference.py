@@ -20,12 +20,19 @@ from gan_colorize.color.lab import uint8_to_lab_norm
 from gan_colorize.commands import colorize as colorize_command
 from gan_colorize.commands import export as export_command
 from gan_colorize.config import Config
+from gan_colorize.data.decode import (
+    BadImageError,
+    decode_failure,
+    load_image_keep_alpha,
+    load_rgb,
+    pil_to_array,
+)
 from gan_colorize.inference import Colorizer, export_generator
 from gan_colorize.inference import colorizer as colorizer_module
 from gan_colorize.inference.batch import InputOverwriteError, colorize_jobs, plan_jobs
 from gan_colorize.inference.colorizer import lab_to_rgb_keep_lightness, working_shape
 from gan_colorize.models import load_generator, save_generator
-from gan_colorize.models.io import read_generator_file
+from gan_colorize.models.io import FORMAT, read_generator_file
 from gan_colorize.registry import GENERATORS
 
 ODD_SIZE = (667, 1001)  # H, W: odd, not a multiple of the generator's 8, not the working aspect
@@ -128,6 +135,12 @@ def test_working_shape_sets_the_shorter_side_and_keeps_the_aspect():
     assert working_shape(3000, 4000, 256) == (256, 341)
     assert working_shape(4000, 3000, 256) == (341, 256)
     assert working_shape(100, 100, 256) == (256, 256)  # small photos are scaled up to the working size
+
+
+def test_working_shape_caps_the_longer_side_at_eight_times_the_size():
+    assert working_shape(1000, 8000, 256) == (256, 2048)  # 8:1 still keeps the shorter side
+    assert working_shape(2, 4000, 256) == (1, 2048)  # not 256 x 512000
+    assert working_shape(4000, 2, 256) == (2048, 1)
 
 
 def test_size_and_temperature_default_to_the_runs(tmp_path):
@@ -236,6 +249,19 @@ def test_pil_call_returns_an_image_of_the_same_size_and_mode(colorizer, photo):
     assert colorizer(image).mode == "RGB"
 
 
+def test_pil_call_on_a_truncated_file_names_the_file(colorizer, photo, tmp_path):
+    Image.fromarray(photo[:99, :151]).save(tmp_path / "photo.jpg")
+    data = (tmp_path / "photo.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: data.index(b"\xff\xda") + 100])  # 100 bytes of pixels
+    with pytest.raises(BadImageError, match="cut.jpg: truncated file"):
+        colorizer(Image.open(tmp_path / "cut.jpg"))
+
+
+def test_decode_failure_recognises_truncation_in_any_case():
+    assert decode_failure(OSError("Truncated File Read")).startswith("truncated file")
+    assert decode_failure(OSError("image file is truncated (3 bytes not processed)")).startswith("truncated")
+
+
 def test_readme_python_example(checkpoint, photo, tmp_path):
     from gan_colorize import Colorizer as ReadmeColorizer  # as the README writes it
 
@@ -243,6 +269,48 @@ def test_readme_python_example(checkpoint, photo, tmp_path):
     colorizer = ReadmeColorizer.from_checkpoint(checkpoint)
     colorizer(Image.open(tmp_path / "photo.jpg")).save(tmp_path / "photo_color.png")
     assert Image.open(tmp_path / "photo_color.png").size == (151, 99)
+
+
+# ---------------------------------------------------------------- decoding for inference
+def grey_ramp(dtype=np.uint8, top=255) -> np.ndarray:
+    return np.linspace(0, top, 8 * 12).round().astype(dtype).reshape(8, 12)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (Image.fromarray(grey_ramp()), 40),  # L with tRNS
+        lambda: (Image.fromarray(grey_ramp()).convert("RGB"), (40, 40, 40)),  # RGB with tRNS
+        lambda: (Image.fromarray(grey_ramp(np.uint16, 65535)), int(grey_ramp(np.uint16, 65535)[2, 3])),
+    ],
+    ids=["L", "RGB", "I;16"],
+)
+def test_one_transparent_colour_becomes_alpha_in_any_mode(tmp_path, make):
+    image, transparent = make()
+    image.save(tmp_path / "t.png", transparency=transparent)
+    pixels = np.asarray(Image.open(tmp_path / "t.png"))
+    hidden = (pixels == transparent).all(axis=-1) if pixels.ndim == 3 else pixels == transparent
+    assert 0 < hidden.sum() < hidden.size
+    _, alpha, _ = load_image_keep_alpha(tmp_path / "t.png")
+    assert alpha is not None and np.array_equal(alpha == 0, hidden) and (alpha[~hidden] == 255).all()
+    assert (load_rgb(tmp_path / "t.png")[hidden] == 255).all()  # training: composited on white
+
+
+def test_int32_images_with_8_bit_values_keep_their_brightness():
+    values = np.array([[0, 100], [200, 255]], dtype=np.int32)
+    rgb, _ = pil_to_array(Image.fromarray(values))
+    assert np.array_equal(rgb[..., 0], values)
+    rgb16, _ = pil_to_array(Image.fromarray(values), keep_16bit=True)
+    assert np.array_equal(rgb16[..., 0], values * 257)
+    rgb, _ = pil_to_array(Image.fromarray(values * 257))  # 16-bit values in an 'I' image
+    assert np.array_equal(rgb[..., 0], values)
+
+
+def test_premultiplied_grey_with_alpha_is_read():
+    la = np.array([[[200, 255], [200, 128]], [[50, 255], [0, 0]]], dtype=np.uint8)
+    rgb, alpha = pil_to_array(Image.fromarray(la, "LA").convert("La"))
+    assert np.array_equal(alpha, la[..., 1])
+    assert abs(int(rgb[0, 1, 0]) - 200) <= 2 and rgb[0, 0, 0] == 200  # un-premultiplied
 
 
 # ---------------------------------------------------------------- files and folders
@@ -279,7 +347,8 @@ def test_folder_run_handles_every_kind_of_input_and_reports_the_bad_one(checkpoi
     assert run_colorize(inputs, "--checkpoint", checkpoint, "--out", out, "--device", "cpu") == 1
     report = capsys.readouterr().out
     assert "done 5, skipped 0 (output exists), failed 1" in report
-    assert "corrupt.jpg" in report
+    [failure] = [line for line in report.splitlines() if "failed:" in line]
+    assert failure.count("corrupt.jpg") == 1 and "BadImageError" not in failure
     assert {p: file_hash(p) for p in inputs.rglob("*") if p.is_file()} == before  # inputs untouched
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert written == {"rgba.png", "grey16.png", "cmyk.png", "rotated.png", "sub/grey.png"}
@@ -309,12 +378,26 @@ def test_existing_outputs_are_skipped_unless_overwrite(checkpoint, photo, tmp_pa
     assert np.asarray(Image.open(out / "a.png")).shape == (40, 60, 3)
 
 
-def test_jpeg_output_of_a_transparent_input_notes_the_dropped_alpha(checkpoint, photo, tmp_path, capsys):
-    Image.fromarray(photo[:40, :60]).convert("RGBA").save(tmp_path / "a.png")
+def test_jpeg_output_of_a_transparent_input_is_composited_on_white(checkpoint, photo, tmp_path, capsys):
+    rgba = np.dstack([photo[:40, :60] // 4, np.full((40, 60), 255, np.uint8)])  # dark colours
+    rgba[:, :30, 3] = 0  # the left half transparent
+    Image.fromarray(rgba).save(tmp_path / "a.png")
     out = tmp_path / "out"
     assert run_colorize(tmp_path / "a.png", "--checkpoint", checkpoint, "--out", out, "--format", "jpg") == 0
-    assert "alpha dropped" in capsys.readouterr().out
-    assert Image.open(out / "a.jpg").mode == "RGB"
+    assert "composited on white" in capsys.readouterr().out
+    written = Image.open(out / "a.jpg")
+    assert written.mode == "RGB"
+    pixels = np.asarray(written)
+    assert pixels[:, :26].min() >= 245  # white where transparent (JPEG's ringing aside)
+    assert pixels[:, 34:].mean() < 128  # the opaque half is the photo's
+
+
+def test_an_out_that_is_a_file_is_a_usage_error(checkpoint, photo, tmp_path, capsys):
+    Image.fromarray(photo[:40, :60]).save(tmp_path / "a.png")
+    (tmp_path / "out").write_bytes(b"a file")
+    assert run_colorize(tmp_path / "a.png", "--checkpoint", checkpoint, "--out", tmp_path / "out") == 2
+    assert "is a file" in capsys.readouterr().err
+    assert (tmp_path / "out").read_bytes() == b"a file"
 
 
 def test_outputs_that_would_replace_inputs_are_refused(checkpoint, photo, tmp_path, capsys):
@@ -329,6 +412,34 @@ def test_outputs_that_would_replace_inputs_are_refused(checkpoint, photo, tmp_pa
     # no collision (jpg -> png next to it) is allowed
     jobs, failed = plan_jobs([tmp_path / "b.jpg"], tmp_path, "png")
     assert [job.output for job in jobs] == [tmp_path / "b.png"] and not failed
+
+
+def test_an_output_that_is_an_input_under_another_name_is_refused(tmp_path, photo):
+    """As on a case-insensitive file system (out/a.png is in/a.PNG): the same file, another path."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    Image.fromarray(photo[:40, :60]).save(tmp_path / "in" / "a.png")
+    os.link(tmp_path / "in" / "a.png", tmp_path / "out" / "a.png")
+    with pytest.raises(InputOverwriteError, match="a.png"):
+        plan_jobs([tmp_path / "in"], tmp_path / "out", "png")
+
+
+def test_a_source_given_twice_is_colorized_once(tmp_path, photo):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.fromarray(photo[:40, :60]).save(tmp_path / "in" / "a.png")
+    Image.fromarray(photo[:40, :60]).save(tmp_path / "in" / "sub" / "b.png")
+    inputs = [
+        tmp_path / "in" / "a.png",
+        tmp_path / "in",
+        tmp_path / "in" / "a.png",
+        tmp_path / "in/sub/b.png",
+    ]
+    jobs, failed = plan_jobs(inputs, tmp_path / "out", "png")
+    assert not failed
+    assert sorted(job.output.relative_to(tmp_path / "out").as_posix() for job in jobs) == [
+        "a.png",
+        "sub/b.png",
+    ]
 
 
 def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, photo):
@@ -436,8 +547,139 @@ class NotATensor:
 
 def test_pickled_objects_are_refused(tmp_path):
     torch.save({"format": "gan-colorize-generator/1", "payload": NotATensor()}, tmp_path / "evil.pt")
-    with pytest.raises(ValueError, match="evil.pt: not a readable gan-colorize generator file"):
+    with pytest.raises(ValueError, match="evil.pt: not a readable gan-colorize generator file") as err:
         Colorizer.from_checkpoint(tmp_path / "evil.pt", device="cpu")
+    assert "NotATensor" in str(err.value)
+    assert "weights_only" not in str(err.value)  # never the advice to load it with weights_only=False
     (tmp_path / "evil.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
     with pytest.raises(ValueError, match="evil.safetensors"):
         Colorizer.from_checkpoint(tmp_path / "evil.safetensors", device="cpu")
+
+
+def test_export_refuses_a_folder_and_an_existing_file_unless_overwrite(checkpoint, tmp_path, capsys):
+    (tmp_path / "exp").mkdir()
+    assert run_export(checkpoint, "--out", f"{tmp_path / 'exp'}/") == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "exp" / "model.safetensors").write_bytes(b"an earlier export")
+    # --out model.pt --format safetensors writes model.safetensors: the file that exists
+    assert run_export(checkpoint, "--out", tmp_path / "exp" / "model.pt", "--format", "safetensors") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "exp" / "model.safetensors").read_bytes() == b"an earlier export"
+    assert (
+        run_export(
+            checkpoint, "--out", tmp_path / "exp" / "model.pt", "--format", "safetensors", "--overwrite"
+        )
+        == 0
+    )
+    assert read_generator_file(tmp_path / "exp" / "model.safetensors")["step"] == 12
+
+
+# ---------------------------------------------------------------- code named by a file
+GENERATOR_MODULE = """
+import pathlib
+
+import torch
+
+pathlib.Path(__file__).with_name("imported.flag").write_text("this module's code ran")
+
+
+class TinyGenerator(torch.nn.Module):
+    output_kind = "ab"
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, L_norm):
+        return torch.tanh(self.conv(L_norm))
+"""
+
+
+@pytest.fixture
+def outside_generator(tmp_path, monkeypatch):
+    """A generator file whose config names ``module:Class`` of a module that is not imported yet
+    (importing it writes ``imported.flag``): (the file, the module's name, the flag)."""
+    name = f"outside_generators_{tmp_path.name}"
+    (tmp_path / f"{name}.py").write_text(GENERATOR_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)  # removed again after the test
+    config = tiny_config()
+    config.model.generator = {"type": f"{name}:TinyGenerator"}
+    state = nn.Conv2d(1, 2, 3, padding=1).state_dict()
+    payload = {"format": FORMAT, "config": config.to_dict(), "step": 3, "ema": False}
+    payload["state_dict"] = {f"conv.{key}": value for key, value in state.items()}
+    torch.save(payload, tmp_path / "generator.pt")
+    yield tmp_path / "generator.pt", name, tmp_path / "imported.flag"
+    sys.modules.pop(name, None)
+
+
+def test_a_file_naming_unregistered_code_is_refused_unless_trusted(outside_generator):
+    path, name, flag = outside_generator
+    with pytest.raises(ValueError, match=r"generator\.pt: generator .* is not registered") as err:
+        load_generator(path)
+    assert "trust_code=True (--trust-code" in str(err.value)
+    assert not flag.exists() and name not in sys.modules  # nothing was imported
+    loaded = load_generator(path, trust_code=True)
+    assert flag.exists() and type(loaded.module).__name__ == "TinyGenerator" and loaded.step == 3
+
+
+def test_a_class_registered_by_importing_its_module_needs_no_trust(outside_generator, monkeypatch):
+    path, name, _ = outside_generator
+    monkeypatch.setattr(GENERATORS, "_entries", dict(GENERATORS._entries))  # registered for this test only
+    module = __import__(name)
+    GENERATORS.register("tiny_outside")(module.TinyGenerator)
+    assert type(load_generator(path).module) is module.TinyGenerator
+
+
+def test_colorize_and_export_take_trust_code(outside_generator, photo, tmp_path, capsys):
+    path, _, flag = outside_generator
+    Image.fromarray(photo[:40, :60]).save(tmp_path / "a.png")
+    assert run_colorize(tmp_path / "a.png", "--checkpoint", path, "--out", tmp_path / "out") == 2
+    assert "--trust-code" in capsys.readouterr().err
+    assert run_export(path, "--out", tmp_path / "half.pt", "--half") == 2  # --half builds the generator
+    assert not flag.exists()
+    assert run_export(path, "--out", tmp_path / "half.pt", "--half", "--trust-code") == 0
+    assert (
+        run_colorize(
+            tmp_path / "a.png",
+            "--checkpoint",
+            tmp_path / "half.pt",
+            "--out",
+            tmp_path / "out",
+            "--trust-code",
+        )
+        == 0
+    )
+    assert Image.open(tmp_path / "out" / "a.png").size == (60, 40)
+
+
+def test_evaluate_takes_trust_code(outside_generator, tmp_path, capsys):
+    from gan_colorize.cli import main
+    from gan_colorize.config import save_config
+
+    path, _, flag = outside_generator
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_00000003").mkdir(parents=True)
+    (run / "checkpoints" / "step_00000003" / "generator.pt").write_bytes(path.read_bytes())
+    save_config(tiny_config(), run / "config.yaml")
+    argv = ["evaluate", "--run", str(run), "--data", "builtin:skimage", "--size", "32", "--metrics", "psnr"]
+    assert main(argv) == 2
+    assert "--trust-code" in capsys.readouterr().err and not flag.exists()
+    assert main([*argv, "--trust-code"]) == 0
+    assert flag.exists() and (run / "eval").is_dir()
+
+
+def test_what_a_file_builds_must_be_a_torch_module(tmp_path):
+    config = tiny_config().to_dict()
+    config["model"]["generator"] = {"type": "collections:OrderedDict"}
+    torch.save(
+        {"format": FORMAT, "config": config, "state_dict": {}, "step": 0, "ema": False}, tmp_path / "g.pt"
+    )
+    with pytest.raises(ValueError, match="g.pt: .*not a torch module"):
+        load_generator(tmp_path / "g.pt", trust_code=True)
+
+
+def test_a_file_without_a_config_is_a_clear_error(tmp_path):
+    torch.save({"format": FORMAT, "state_dict": {}, "step": 0, "ema": False}, tmp_path / "g.pt")
+    with pytest.raises(ValueError, match="g.pt: no valid config"):
+        load_generator(tmp_path / "g.pt")

@@ -14,7 +14,13 @@ import torch
 from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from gan_colorize.metrics import DEFAULT_METRICS, build_metric, compute_metrics, metric_info
+from gan_colorize.metrics import (
+    DEFAULT_METRICS,
+    MetricNotApplicableError,
+    build_metric,
+    compute_metrics,
+    metric_info,
+)
 from gan_colorize.metrics.colorfulness import colorfulness
 from gan_colorize.metrics.fidelity import PSNR_CAP_DB, auc_from_counts, threshold_counts
 from gan_colorize.metrics.frechet import (
@@ -24,6 +30,7 @@ from gan_colorize.metrics.frechet import (
     default_cache_dir,
     frechet_distance,
     frechet_distance_between,
+    numerics_tag,
     small_sample_note,
 )
 from gan_colorize.registry import METRICS, RegistryError
@@ -76,15 +83,32 @@ def test_update_rejects_bad_batches():
 
 def test_compute_metrics_merges_results_and_reports_missing_weights(hub_checkpoints):
     pred, gt = smooth_u8(3, 16, 1), smooth_u8(3, 16, 2)
-    results, missing = compute_metrics(["colorfulness", "psnr", "fid", "lpips"], [(pred, gt), (gt, gt)])
+    results, missing, details = compute_metrics(
+        ["colorfulness", "psnr", "fid", "lpips"], [(pred, gt), (gt, gt)]
+    )
     assert set(results) == {"cf", "cf_gt", "delta_cf", "psnr", "psnr_n_capped"}
     assert results["psnr_n_capped"] == 3
     assert missing == {
         "fid": f"n/a (missing {INCEPTION_FID.filename}, see README)",
         "lpips": f"n/a (missing {ALEXNET.filename}, see README)",
     }
+    assert set(details) == {"fid", "lpips"}  # the full message: where the file was looked for
+    assert str(hub_checkpoints / INCEPTION_FID.filename) in details["fid"]
     with pytest.raises(ValueError, match="no .* batches"):
         compute_metrics(["psnr"], [])
+
+
+def test_one_image_makes_a_frechet_distance_na_and_the_other_metrics_are_computed(tmp_path):
+    pred, gt = smooth_u8(1, 32, 3), smooth_u8(1, 32, 4)
+    fd = {"type": "efficientnet_fd", "cache_dir": tmp_path}
+    results, missing, details = compute_metrics(["psnr", fd, "colorfulness"], [(pred, gt)])
+    assert set(results) == {"psnr", "psnr_n_capped", "cf", "cf_gt", "delta_cf"}
+    assert missing == {"efficientnet_fd": "n/a (needs >= 2 images)"}
+    assert "at least 2 images, got 1" in details["efficientnet_fd"]
+    with pytest.raises(MetricNotApplicableError, match="got 1"):  # the metric itself, called directly
+        metric = build_metric(fd)
+        metric.update(pred, gt)
+        metric.compute()
 
 
 # ---------------------------------------------------------------- colourfulness
@@ -313,6 +337,46 @@ def test_cache_key_depends_on_extractor_and_corrupt_entries_are_recomputed(tmp_p
     assert again.cache.misses == 1 and again.extracted == [2, 2]
 
 
+@pytest.fixture
+def tf32_flags():
+    """Restores torch's TF32 flags after the test (monkeypatch cannot: torch.backends.cuda.matmul
+    serves allow_tf32 through __getattr__, so monkeypatch would delete it on undo)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_cache_key_depends_on_the_device_type_and_the_tf32_flags(tmp_path, tf32_flags):
+    """Features computed with TF32 convolutions are not float32 features: neither is reused for the
+    other, nor a CPU's for a GPU's. The metric is never run on CUDA here: CountingFD's features do
+    not depend on the device, only its key does."""
+    gt = smooth_u8(2, 8, 13)
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+    CountingFD(cache_dir=tmp_path).update(gt, gt)
+    on_gpu = CountingFD(device="cuda", cache_dir=tmp_path)
+    on_gpu.update(gt, gt)
+    assert on_gpu.cache.misses == 1  # not the CPU's features
+    torch.backends.cudnn.allow_tf32 = False
+    no_tf32 = CountingFD(device="cuda", cache_dir=tmp_path)
+    no_tf32.update(gt, gt)
+    assert no_tf32.cache.misses == 1  # TF32 convolutions switched off: another key
+    again = CountingFD(device="cuda:1", cache_dir=tmp_path)  # the same numerics on another GPU: a hit
+    again.update(gt, gt)
+    assert again.cache.hits == 1
+    assert numerics_tag(torch.device("cpu")) == "cpu"
+    assert numerics_tag(torch.device("cuda")) == "cuda:tf32-cudnn=0:tf32-matmul=0"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    assert numerics_tag(torch.device("cuda")) == "cuda:tf32-cudnn=0:tf32-matmul=1"
+
+
+def test_fid_cache_key_names_the_pytorch_fid_version():
+    import pytorch_fid
+
+    from gan_colorize.metrics.fid import FID
+
+    assert f"pytorch-fid-{pytorch_fid.__version__}" in FID.extractor_tag  # an upgrade recomputes
+
+
 def test_cache_folder_default_and_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("GAN_COLORIZE_CACHE", raising=False)
     assert default_cache_dir() == Path.home() / ".cache" / "gan_colorize" / "fid_stats"
@@ -390,6 +454,25 @@ def test_missing_weights_raise_before_building_and_name_the_file(hub_checkpoints
         assert info.value.short == f"n/a (missing {known.filename}, see README)"
 
 
+def test_a_corrupt_weights_file_is_unreadable_not_missing(hub_checkpoints):
+    pred, gt = smooth_u8(2, 32, 14), smooth_u8(2, 32, 15)
+    for known in (INCEPTION_FID, ALEXNET):
+        (hub_checkpoints / known.filename).write_bytes(b"<html>a saved error page</html>")
+    with pytest.raises(MissingWeightsError) as info:  # still a MissingWeightsError for every caller
+        build_metric("lpips")
+    assert info.value.short == f"n/a (unreadable {ALEXNET.filename}, see README)"
+    results, missing, details = compute_metrics(["psnr", "fid", "lpips"], [(pred, gt)])
+    assert "psnr" in results
+    assert missing == {
+        "fid": f"n/a (unreadable {INCEPTION_FID.filename}, see README)",
+        "lpips": f"n/a (unreadable {ALEXNET.filename}, see README)",
+    }
+    for name, known in (("fid", INCEPTION_FID), ("lpips", ALEXNET)):
+        detail = details[name]
+        assert str(hub_checkpoints / known.filename) in detail and "cannot be read" in detail
+        assert "does not exist" not in detail and known.url in detail
+
+
 # ---------------------------------------------------------------- LPIPS
 @pytest.fixture(scope="module")
 def fake_alexnet_weights(tmp_path_factory) -> tuple[Path, dict]:
@@ -428,6 +511,21 @@ def test_lpips_loads_our_alexnet_file_and_the_package_calibration(
     different.update(a, b)
     value = different.compute()["lpips"]
     assert math.isfinite(value) and value > 0
+
+
+def test_lpips_on_images_too_small_for_alexnet_is_na_and_the_others_are_computed(
+    fake_alexnet_weights, monkeypatch, no_network
+):
+    home, _ = fake_alexnet_weights
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    small = smooth_u8(2, 30, 32)  # one pixel under AlexNet's minimum side
+    results, missing, details = compute_metrics(["lpips", "psnr"], [(small, small.flip(0))])
+    assert "psnr" in results and "lpips" not in results
+    assert missing == {"lpips": "n/a (needs >= 31 px)"}
+    assert "got 30x30" in details["lpips"]
+    wide = torch.cat([smooth_u8(2, 31, 33), smooth_u8(2, 31, 34)], dim=3)  # 62 wide, 31 high: fits
+    results, missing, _ = compute_metrics(["lpips"], [(wide, wide)])
+    assert missing == {} and results["lpips"] == 0.0
 
 
 # ---------------------------------------------------------------- EfficientNet-Lite0 FD

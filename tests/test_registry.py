@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from gan_colorize.registry import GENERATORS, Registry, RegistryError
+from gan_colorize.registry import GENERATORS, ImportRefusedError, Registry, RegistryError
 
 
 def make_registry():
@@ -54,6 +54,23 @@ def test_module_class_outside_the_package(tmp_path, monkeypatch):
     obj = reg.build({"type": "my_widgets:Triangle", "base": 5})
     assert type(obj).__name__ == "Triangle" and obj.base == 5
     sys.modules.pop("my_widgets", None)
+
+
+def test_module_class_is_not_imported_when_imports_are_not_allowed(tmp_path, monkeypatch):
+    (tmp_path / "flagging_widgets.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('imported.flag').touch()\nclass Circle:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg, _ = make_registry()
+    with pytest.raises(ImportRefusedError, match="'flagging_widgets:Circle' is not registered"):
+        reg.build({"type": "flagging_widgets:Circle"}, allow_import=False)
+    assert "flagging_widgets" not in sys.modules and not (tmp_path / "imported.flag").exists()
+    module = __import__("flagging_widgets")
+    with pytest.raises(ImportRefusedError):  # imported but not registered: still refused
+        reg.get("flagging_widgets:Circle", allow_import=False)
+    reg.register("circle")(module.Circle)  # registered by its module, as a decorator would
+    assert isinstance(reg.build({"type": "flagging_widgets:Circle"}, allow_import=False), module.Circle)
+    sys.modules.pop("flagging_widgets", None)
 
 
 def test_module_class_errors_are_clear():

@@ -262,6 +262,26 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert "1 of 20 images did not decode" in done.stderr and "expected at least 4" in done.stderr
 
 
+def test_rows_of_one_dataset_name_on_different_images_are_flagged(study, tmp_path, capsys):
+    """Two folders named photos evaluated ad hoc once gave one dataset name: the digests tell them apart."""
+    files = []
+    for approach, digest in (("A", "a" * 64), ("B", "a" * 64), ("C", "c" * 64)):
+        row = _metrics_json(approach, APPROACHES[approach], None, study / "images")
+        row["gt_sha256"] = digest
+        files.append(tmp_path / f"{approach}.json")
+        files[-1].write_text(json.dumps(row))
+    report = build_report(files, tmp_path / "out", grid=0)
+    warning = next(w for w in report.sections[0].warnings if "NOT COMPARABLE" in w)
+    assert "A, B (ground truth aaaaaaaaaaaa)" in warning and "C (ground truth cccccccccccc)" in warning
+    assert "> **Warning:** NOT COMPARABLE" in report.md_path.read_text()
+    assert '<p class="warning">Warning: NOT COMPARABLE' in report.html_path.read_text()
+    # equal digests, or files written before the digest (the study fixture's): no such warning
+    same = build_report(files[:2], tmp_path / "same", grid=0)
+    old = build_report([study / "study"], tmp_path / "old", grid=0)
+    for r in (same, old):
+        assert not any("NOT COMPARABLE" in w for s in r.sections for w in s.warnings)
+
+
 def test_outside_method_finds_references_beside_its_ground_truth(study, tmp_path):
     """evaluate_folders' json lies beside the predictions; its gt/ is an evaluation's, with references."""
     references = study / "study" / "A" / "eval" / "fake" / "references.json"

@@ -4,14 +4,17 @@
     gan-colorize colorize photos/ --checkpoint model.safetensors --out out/ --size 384 --format jpg
 
 Exit status: 0 every image done or skipped (output exists); 1 some image failed (the summary
-names each with its reason); 2 a usage error (bad option, unreadable checkpoint, outputs that
-would overwrite inputs).
+names each with its reason); 2 a usage error (bad option, unreadable checkpoint, --out a file,
+outputs that would overwrite inputs).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from gan_colorize.commands.export import TRUST_CODE_HELP
 
 NAME = "colorize"
 HELP = "colorize photographs of any size (files and folders) with a run's generator"
@@ -43,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, default=1, help="images per network batch (same shape only)"
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:
@@ -52,6 +56,9 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return "--temperature must be positive"
     if args.batch_size < 1:
         return "--batch-size must be at least 1"
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        # caught here, before the network runs: every image would fail writing into it
+        return f"--out {args.out} is a file; give the folder to write the colorized images into"
     return None
 
 
@@ -66,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         jobs, failed = plan_jobs(args.paths, args.out, args.fmt)
         colorizer = Colorizer.from_checkpoint(
-            args.checkpoint, device=args.device, size=args.size, temperature=args.temperature
+            args.checkpoint,
+            device=args.device,
+            size=args.size,
+            temperature=args.temperature,
+            trust_code=args.trust_code,
         )
     except (InputOverwriteError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,8 +4,9 @@
     gan-colorize evaluate --run RUN_A --run RUN_B --data /data/val --size 256 --metrics psnr,ssim,fid
     gan-colorize evaluate --pred outside/predictions --gt RUN/eval/photos_holdout/gt
 
-Exit status: 0 complete; 3 written but partial (a metric's pretrained weights are missing);
-2 a usage or data error (the message says which file or option).
+Exit status: 0 complete; 3 written but partial (a metric is n/a: its pretrained weights are missing
+or unreadable, or the images do not allow it); 2 a usage or data error (the message says which file
+or option).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from gan_colorize.commands.export import TRUST_CODE_HELP
+
 NAME = "evaluate"
 HELP = "score runs (RUN/eval/<dataset>/metrics.json) or a folder of outputs against ground truth"
 EXIT_USAGE = 2
-EXIT_PARTIAL = 3  # results written, but some metric is n/a (missing pretrained weights)
+EXIT_PARTIAL = 3  # results written, but some metric is n/a (missing weights, too few or too small images)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluation set: eval/sets/NAME.yaml or a .yaml path (repeatable)",
     )
     runs.add_argument("--data", help="image folder or builtin:skimage (default: the run's evaluation data)")
+    runs.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
     runs.add_argument(
         "--size",
         type=int,
@@ -96,7 +100,7 @@ def evaluate_all(args: argparse.Namespace) -> list[dict]:
         for eval_set in args.eval_sets or [None]:
             result = evaluate_run(
                 run_dir, data=args.data, size=args.size, metrics=args.metrics, device=args.device,
-                eval_set=eval_set, batch_size=args.batch_size,
+                eval_set=eval_set, batch_size=args.batch_size, trust_code=args.trust_code,
             )  # fmt: skip
             print(f"wrote {result['metrics_file']} ({result['n_images']} images)")
             results.append(result)
@@ -145,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if partial:
         print(
-            "some metrics are n/a because pretrained weights are missing (see eval/README.md); "
-            f"exit status {EXIT_PARTIAL}"
+            "some metrics are n/a (pretrained weights missing or unreadable, or too few or too small "
+            f"images; see eval/README.md); exit status {EXIT_PARTIAL}"
         )
         return EXIT_PARTIAL
     return 0

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return 130  # the shell's code for "ended by Ctrl-C"
     if partial:
         print(
-            "warning: some metrics could not be computed (missing weights): see the n/a cells",
+            "warning: some metrics could not be computed (missing or unreadable weights, too few or "
+            "too small images): see the n/a cells and their notes",
             file=sys.stderr,
         )
     print(f"report: {html}")

@@ -2,10 +2,11 @@
 :class:`BadImageError` that names the file and the reason. Nothing here kills a run.
 
 Handled: EXIF orientation (applied), CMYK (PIL's ICC-less CMYK -> RGB), 16-bit and 32-bit
-integer greyscale (scaled, not clipped: 65535 -> 255, 32768 -> 128), palette (expanded; its
-transparency becomes alpha), greyscale (replicated to RGB), alpha (composited on white for
-training, kept for inference). A truncated file is detected: the whole file is decoded inside a
-``try`` and PIL's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never set.
+integer greyscale (scaled, not clipped: 65535 -> 255, 32768 -> 128; int32 values within 0-255
+are 8-bit), palette (expanded), one transparent colour in any mode (PNG tRNS: it becomes alpha),
+greyscale (replicated to RGB), alpha (composited on white for training, kept for inference). A
+truncated file is detected: the whole file is decoded inside a ``try`` and PIL's global
+``ImageFile.LOAD_TRUNCATED_IMAGES`` is never set.
 
 JPEGs can be decoded at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients (PIL's
 ``draft``), several times faster than a full decode; the training crops and the greyscale screen
@@ -39,7 +40,8 @@ class BadImageError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def _reason(exc: BaseException) -> str:
+def decode_failure(exc: BaseException) -> str:
+    """A human-readable reason for an exception raised while opening or decoding an image."""
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     if isinstance(exc, IsADirectoryError):
@@ -49,7 +51,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, Image.DecompressionBombError):
         return f"too many pixels ({exc})"
     text = str(exc)
-    if "truncated" in text:
+    if "truncated" in text.lower():  # "image file is truncated" (JPEG), "Truncated File Read" (PNG)
         return f"truncated file ({text})"
     return f"cannot decode ({type(exc).__name__}: {text})"
 
@@ -81,7 +83,7 @@ class ImageReader:
             self.orientation = _orientation(self._img)
         except Exception as exc:  # a damaged header can raise nearly anything; none may escape
             self.close()
-            raise BadImageError(self.path, _reason(exc)) from None
+            raise BadImageError(self.path, decode_failure(exc)) from None
         w, h = self._img.size
         self.size = (h, w) if self.orientation in _SIDEWAYS_ORIENTATIONS else (w, h)
 
@@ -100,7 +102,7 @@ class ImageReader:
             self._img.load()  # the whole file is read here, so truncation raises here
             ImageOps.exif_transpose(self._img, in_place=True)
         except Exception as exc:
-            raise BadImageError(self.path, _reason(exc)) from None
+            raise BadImageError(self.path, decode_failure(exc)) from None
         finally:
             self.close()
         if self._img.width < 1 or self._img.height < 1:
@@ -170,9 +172,28 @@ def _high_bit_grey(img: Image.Image, path) -> np.ndarray | None:
     if img.mode not in _HIGH_BIT_GREY_MODES:
         return None
     a = np.asarray(img).astype(np.float64)
-    # PIL opens some 16-bit files as 'I' (int32): only values above 65535 make it genuinely 32-bit.
-    top = 65535.0 if img.mode != "I" or a.max(initial=0) <= 65535 else float(2**31 - 1)
-    return np.clip(a / top, 0.0, 1.0)
+    return np.clip(a / _integer_white(img.mode, a), 0.0, 1.0)
+
+
+def _integer_white(mode: str, values: np.ndarray) -> float:
+    """The value of white: 65535 for 'I;16*'. PIL's 'I' (int32) says nothing of the depth it came
+    from (some 16-bit files open as 'I', 8-bit data converted to it keeps 0-255), so the values
+    decide: up to 255 is 8-bit, up to 65535 16-bit, above that genuinely 32-bit. A 16-bit 'I' file
+    darker than 255/65535 everywhere would be read as 8 bit; such a file is black in any viewer."""
+    if mode != "I":
+        return 65535.0
+    top = values.max(initial=0)
+    return 255.0 if top <= 255 else 65535.0 if top <= 65535 else float(2**31 - 1)
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    # "transparency": one colour made transparent (PNG tRNS), in any mode, not only palette images
+    return img.mode in _ALPHA_MODES or "transparency" in img.info
+
+
+def _rgba(img: Image.Image) -> np.ndarray:
+    # PIL has no La -> RGBA conversion; La -> LA also undoes the premultiplication
+    return np.asarray((img.convert("LA") if img.mode == "La" else img).convert("RGBA"))
 
 
 def _float_grey(img: Image.Image, path) -> np.ndarray:
@@ -200,10 +221,13 @@ def pil_to_array(
             grey = np.round(high * 65535).astype(np.uint16)
         else:
             grey = np.round(high * 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2), None
+        alpha = None
+        if "transparency" in img.info:  # the grey level made transparent, compared at full depth
+            alpha = np.where(np.asarray(img) == img.info["transparency"], 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2), alpha
     try:
-        if img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
-            rgba = np.asarray(img.convert("RGBA"))
+        if _has_alpha(img):
+            rgba = _rgba(img)
             return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
         return np.array(img if img.mode == "RGB" else img.convert("RGB")), None  # writable
     except (OSError, ValueError) as exc:  # e.g. a mode PIL cannot convert to RGB (LAB, HSV)
@@ -226,7 +250,7 @@ def to_rgb_uint8(img: Image.Image, path=None) -> np.ndarray:
 
 def to_rgb_image(img: Image.Image, path=None) -> Image.Image:
     """:func:`to_rgb_uint8` as a PIL image (an RGB image is returned as is)."""
-    return img if img.mode == "RGB" else Image.fromarray(to_rgb_uint8(img, path))
+    return img if img.mode == "RGB" and not _has_alpha(img) else Image.fromarray(to_rgb_uint8(img, path))
 
 
 def load_rgb(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:

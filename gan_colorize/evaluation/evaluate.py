@@ -13,18 +13,26 @@ outside method's folder (:func:`evaluate_folders`), so the two are measured iden
 
 metrics.json::
 
-    {"approach", "run", "config", "checkpoint", "step", "ema", "dataset", "data", "protocol",
-     "n_images", "metrics": {"cf", "cf_gt", "delta_cf", "psnr", ..., "fid", "fid_n"},
+    {"approach", "run", "config", "checkpoint", "step", "ema", "dataset", "data", "data_path",
+     "eval_fraction", "gt_sha256", "protocol", "n_images",
+     "metrics": {"cf", "cf_gt", "delta_cf", "psnr", ..., "fid", "fid_n"},
      "missing": {"fid": "n/a (missing pt_inception-2015-12-05-6726825d.pth, see README)"},
+     "missing_detail": {"fid": "missing FID Inception-v3 (pytorch-fid): /root/.cache/... does not exist..."},
      "partial", "pred_dir", "gt_dir", "input_dir"}
 
 Folders are relative to the json's own folder, so an evaluation folder can be moved or copied.
-A metric whose pretrained weights are missing is listed in ``missing`` (the others are computed)
-and makes the result ``partial``.
+``data_path`` is the evaluated folder as an absolute path (``builtin:skimage`` as it is) and
+``gt_sha256`` a digest of the ground-truth images themselves (:func:`ground_truth_digest`): two
+results with one dataset name are on the same images only when their digests are equal, which the
+report checks. A metric that could not be computed (its pretrained weights are missing or
+unreadable, or the images do not allow it: one image for FID, images under 31 px for LPIPS) is
+listed in ``missing`` with its report cell and in ``missing_detail`` with the full message (the
+others are computed), and makes the result ``partial``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -153,11 +161,26 @@ def pair_batches(
 
 def score_pairs(
     pairs: list[tuple[Path, Path]], metrics: list[str], device: str, batch_size: int
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict, dict]:
     """compute_metrics over files, in the order given (sorted names: cached ground-truth features hit)."""
     from gan_colorize.metrics import compute_metrics
 
     return compute_metrics(metrics, pair_batches(pairs, batch_size), device)
+
+
+def ground_truth_digest(files: Iterable[Path]) -> str:
+    """sha256 over the ground-truth images' names and decoded pixels, in name order: what a result
+    was scored against. Equal digests, same images; a dataset name alone (a folder's base name)
+    does not say. Pixels, not file bytes: another PNG encoder (a Pillow upgrade) writes other bytes
+    for the same image."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        with Image.open(path) as img:
+            pixels = np.asarray(img)
+        # name, dtype and shape first: they keep the stream unambiguous
+        digest.update(f"{path.name}\n{pixels.dtype}\n{pixels.shape}\n".encode())
+        digest.update(np.ascontiguousarray(pixels).tobytes())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- result records
@@ -173,11 +196,15 @@ def result_record(
     n_images: int,
     results: dict,
     missing: dict,
+    details: dict,
     folder: Path,
     pred_dir: Path,
     gt_dir: Path,
     input_dir: Path | None,
+    gt_sha256: str,
     data: str | None = None,
+    data_path: str | None = None,
+    eval_fraction: float | None = None,
     run: str | None = None,
     config: str | None = None,
     checkpoint: str | None = None,
@@ -194,10 +221,14 @@ def result_record(
         "ema": ema,
         "dataset": dataset,
         "data": data,
+        "data_path": data_path,
+        "eval_fraction": eval_fraction,
+        "gt_sha256": gt_sha256,
         "protocol": protocol,
         "n_images": n_images,
         "metrics": results,
         "missing": missing,
+        "missing_detail": details,
         "partial": bool(missing),
         "pred_dir": _relative(pred_dir, folder),
         "gt_dir": _relative(gt_dir, folder),
@@ -263,25 +294,61 @@ def open_eval_images(data: str | None, size: int, config, eval_fraction: float |
     return holdout_images(dataclasses.replace(config.data, size=size), size)
 
 
-def describe_data(config, data: str | None, eval_fraction: float | None) -> str:
-    """What was evaluated, for metrics.json's ``data``."""
+def evaluated_data(config, data: str | None, eval_fraction: float | None) -> tuple[str, float | None]:
+    """(data, eval_fraction) of what is evaluated: ``data`` as given, else the run's ``data.eval``,
+    else the held-out share of its ``data.train``; eval_fraction None: every image of the data."""
     if data is None and config.data.eval is None:
         data, eval_fraction = config.data.train, config.data.eval_fraction
     elif data is None:
         data = config.data.eval
-    if eval_fraction is not None and data != "builtin:skimage":
+    if data == "builtin:skimage":  # always its own held-out photo, whatever the fraction
+        eval_fraction = None
+    return data, eval_fraction
+
+
+def describe_data(config, data: str | None, eval_fraction: float | None) -> str:
+    """What was evaluated, for metrics.json's ``data``."""
+    data, eval_fraction = evaluated_data(config, data, eval_fraction)
+    if eval_fraction is not None:
         return f"{data} (held-out share, eval_fraction={eval_fraction:g})"
     return data
 
 
+def resolve_data(data: str) -> str:
+    """An image folder (or file) as an absolute path, for metrics.json's ``data_path``; builtin data
+    as it is. A path that does not exist is an error; a relative one says where it was looked for."""
+    if data.startswith("builtin:"):
+        return data
+    path = Path(data).expanduser()
+    if not path.exists():
+        where = ""
+        if not path.is_absolute():  # the repository's convention, stated where it bites
+            where = (
+                f" (looked for in {Path.cwd()}: relative paths in eval sets and configs are read from "
+                "the current directory; run from the repository root or give an absolute path)"
+            )
+        raise EvaluationError(f"image folder {data} does not exist{where}")
+    return str(path.resolve())
+
+
+def path_hash(data: str) -> str:
+    """8 hex digits of the sha256 of the data's absolute path: /a/photos and /b/photos differ."""
+    return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]
+
+
 def default_dataset_name(config, data: str | None, size: int) -> str:
-    """The name of an ad-hoc evaluation (not a named set): the data's folder name and the size."""
+    """The name of an ad-hoc evaluation (not a named set): the data's folder name, a hash of its
+    absolute path (two folders of one name are two datasets), and the size."""
     if data is None:
         data = config.data.eval
     if data is None:  # the held-out part of data.train (builtin:skimage's is its held-out photo)
         train = config.data.train
-        data = train if train == "builtin:skimage" else f"{train.rstrip('/')}_holdout"
-    return f"{safe_name(data)}_{size}px"
+        if train == "builtin:skimage":
+            return f"{safe_name(train)}_{size}px"
+        return f"{safe_name(train)}_holdout_{path_hash(train)}_{size}px"
+    if data.startswith("builtin:"):
+        return f"{safe_name(data)}_{size}px"
+    return f"{safe_name(data)}_{path_hash(data)}_{size}px"
 
 
 def clear_eval_dir(folder: Path) -> None:
@@ -339,13 +406,15 @@ def evaluate_run(
     device: str | None = None,
     eval_set: str | Path | EvalSet | None = None,
     batch_size: int | None = None,
+    trust_code: bool = False,
 ) -> dict:
     """Evaluate a run's generator (the EMA weights when the run keeps them) on one dataset.
 
     ``eval_set`` (a name in eval/sets, a .yaml path or an EvalSet) fixes data, size and the default
     metrics and batch size; otherwise ``data`` defaults to the run's evaluation data and ``size`` to
-    its ``data.size``. Returns the metrics.json content plus ``metrics_file`` and
-    ``references_file`` (the paths written).
+    its ``data.size``. ``trust_code``: build an unregistered ``module:Class`` generator named by the
+    run's config (see :func:`gan_colorize.models.io.load_generator`). Returns the metrics.json
+    content plus ``metrics_file`` and ``references_file`` (the paths written).
     """
     from gan_colorize.models import load_generator
 
@@ -367,7 +436,7 @@ def evaluate_run(
     names = metric_names(metrics)
     batch_size = batch_size or DEFAULT_BATCH_SIZE
 
-    loaded = load_generator(run.root, device)
+    loaded = load_generator(run.root, device, trust_code=trust_code)
     config = loaded.config
     size = size or config.data.size
     if eval_set is None:
@@ -378,18 +447,22 @@ def evaluate_run(
     folder = run.eval_dir(dataset)
     log.info("evaluating %s on %s (%d px) into %s", run.root, dataset, size, folder)
 
-    images = open_eval_images(data, size, config, eval_fraction)  # data errors before anything is removed
+    data_spec, data_fraction = evaluated_data(config, data, eval_fraction)
+    data_path = resolve_data(data_spec)  # data errors before anything is removed
+    images = open_eval_images(data, size, config, eval_fraction)
     clear_eval_dir(folder)
     files = write_eval_images(loaded.module, images, folder, batch_size, temperature)
     pred_dir, gt_dir, input_dir = folder / PRED_SUBDIR, folder / GT_SUBDIR, folder / INPUT_SUBDIR
+    gt_sha256 = ground_truth_digest(gt_dir / f for f in files)
 
     def row(approach: str, source: Path, **provenance) -> dict:
         pairs = [(source / f, gt_dir / f) for f in files]
-        results, missing = score_pairs(pairs, names, device, batch_size)
+        results, missing, details = score_pairs(pairs, names, device, batch_size)
         return result_record(
             approach=approach, dataset=dataset, protocol=protocol, n_images=len(files), results=results,
-            missing=missing, folder=folder, pred_dir=source, gt_dir=gt_dir, input_dir=input_dir,
-            data=describe_data(config, data, eval_fraction), **provenance,
+            missing=missing, details=details, folder=folder, pred_dir=source, gt_dir=gt_dir,
+            input_dir=input_dir, gt_sha256=gt_sha256, data=describe_data(config, data, eval_fraction),
+            data_path=data_path, eval_fraction=data_fraction, **provenance,
         )  # fmt: skip
 
     record = row(
@@ -492,18 +565,22 @@ def evaluate_folders(
     stems = match_names(pred_files, gt_files, pred_dir, gt_dir)
     pairs = [(pred_files[s], gt_files[s]) for s in stems]
     check_sizes(pairs)
-    results, missing = score_pairs(pairs, names, device, batch_size)
+    results, missing, details = score_pairs(pairs, names, device, batch_size)
 
     out = Path(out) if out else default_folders_output(pred_dir)
     origin = gt_folder_origin(gt_dir)
     input_dir = gt_dir.resolve().parent / INPUT_SUBDIR if origin else None
+    ad_hoc_name = f"{safe_name(gt_dir.resolve().name)}_{path_hash(str(gt_dir))}"  # /a/gt and /b/gt differ
     record = result_record(
         approach=approach or pred_dir.resolve().name,
-        dataset=origin["dataset"] if origin else safe_name(gt_dir.resolve().name),
+        dataset=origin["dataset"] if origin else ad_hoc_name,
         protocol=origin.get("protocol", {}) if origin else {"images": "as given (not resized or cropped)"},
-        n_images=len(pairs), results=results, missing=missing, folder=out.resolve().parent,
+        n_images=len(pairs), results=results, missing=missing, details=details, folder=out.resolve().parent,
         pred_dir=pred_dir, gt_dir=gt_dir, input_dir=input_dir if input_dir and input_dir.is_dir() else None,
+        gt_sha256=ground_truth_digest(gt for _, gt in pairs),
         data=origin.get("data") if origin else str(gt_dir),
+        data_path=origin.get("data_path") if origin else str(gt_dir.resolve()),
+        eval_fraction=origin.get("eval_fraction") if origin else None,
     )  # fmt: skip
     write_json(out, record)
     return {**record, "metrics_file": str(out)}

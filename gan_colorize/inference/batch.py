@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_colorize.data.decode import BadImageError, composite_on_white
 from gan_colorize.data.files import list_image_files
 from gan_colorize.inference.colorizer import Colorizer, PreparedImage
 from gan_colorize.rundir import atomic_write
@@ -106,13 +107,40 @@ def plan_jobs(
             jobs.append(Job(item, out_dir / Path(item.name).with_suffix(OUTPUT_FORMATS[fmt])))
         else:
             failed.append(Outcome(item, None, "failed", "no such file or folder"))
+    jobs = _drop_duplicate_sources(jobs)
     _refuse_input_overwrites(jobs)
     return _drop_duplicate_outputs(jobs, failed)
 
 
+def _drop_duplicate_sources(jobs: list[Job]) -> list[Job]:
+    """One job per source file: the same file given twice, or a folder and a file in it, is
+    colorized once (into the output of its first mention)."""
+    seen: set[Path] = set()
+    kept = []
+    for job in jobs:
+        source = job.source.resolve()
+        if source not in seen:
+            seen.add(source)
+            kept.append(job)
+    return kept
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
 def _refuse_input_overwrites(jobs: list[Job]) -> None:
     sources = {job.source.resolve() for job in jobs}
-    clashes = [job for job in jobs if job.output.resolve() in sources]
+    # what os.path.samefile compares: on a case-insensitive file system out/a.PNG is in/a.png
+    # under another name (and a hard link is the same file), which resolved paths do not show
+    identities = {_file_identity(job.source) for job in jobs}
+    clashes = [
+        job
+        for job in jobs
+        if job.output.resolve() in sources
+        or (job.output.exists() and _file_identity(job.output) in identities)
+    ]
     if clashes:
         listed = ", ".join(str(job.output) for job in clashes[:5]) + (" ..." if len(clashes) > 5 else "")
         raise InputOverwriteError(
@@ -144,7 +172,9 @@ def write_image(path: Path, image: np.ndarray, fmt: str) -> str:
 
     note = ""
     if fmt == "jpg" and image.shape[2] == 4:
-        image, note = image[..., :3], "alpha dropped (JPEG has no alpha channel)"
+        # the colours under transparent pixels are arbitrary: show them as viewers do, on white
+        image = composite_on_white(image[..., :3], image[..., 3])
+        note = "transparency composited on white (JPEG has no alpha channel)"
     pil = Image.fromarray(image, mode="RGBA" if image.shape[2] == 4 else "RGB")
     options = {"format": "JPEG", "quality": JPEG_QUALITY} if fmt == "jpg" else {"format": "PNG"}
     atomic_write(path, lambda tmp: pil.save(tmp, **options))
@@ -152,6 +182,8 @@ def write_image(path: Path, image: np.ndarray, fmt: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BadImageError):  # its message repeats the path the summary line names
+        return exc.reason
     text = str(exc) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 

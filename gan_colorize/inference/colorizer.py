@@ -5,7 +5,7 @@ only its chrominance is kept::
 
     input (any size, colour or grey, 8 or 16 bit)
       -> L at full resolution                      (colour inputs are reduced to L first)
-      -> L resized to the working resolution       (shorter side = ``size``, aspect kept)
+      -> L resized to the working resolution       (shorter side = ``size``, aspect kept, longer <= 8 size)
       -> ab predicted there                        (``predict_ab_norm``: pads to the generator's multiple)
       -> ab upsampled bilinearly to full size, joined to the ORIGINAL full-resolution L
       -> Lab -> sRGB -> uint8                      (alpha passed through untouched)
@@ -39,6 +39,9 @@ from gan_colorize.color.lab import denormalize_ab, lab_to_rgb, normalize_l, rgb_
 # Pixels per full-resolution strip: 512 rows of a 4000-pixel-wide photo. rgb_to_lab and
 # lab_to_rgb keep about ten float32 3-channel temporaries alive, ~25 MB each at this size.
 STRIP_PIXELS = 1 << 21
+# The network's input is at most this many times ``size`` on its longer side (working_shape): 8:1
+# keeps the training scale for most panoramas and bounds memory (8 size**2 pixels) for any input.
+MAX_ASPECT = 8
 # Out-of-gamut colours: the max-chroma table's size (L rows, hue columns), the chroma its rays
 # start from (sRGB chroma stays below ~134), the share of the table's limit used (its bilinear
 # lookups overestimate by up to ~0.5 % for 999 pixels in 1000), and the bisection steps of the
@@ -69,13 +72,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    """Scale so that the SHORTER side is ``size`` and the aspect ratio is kept.
+    """Scale so that the SHORTER side is ``size`` and the aspect ratio is kept, with the longer
+    side at most ``MAX_ASPECT * size``.
 
     The generator was trained on ``size`` x ``size`` crops, so the shorter side at ``size`` shows
     it objects at the scale it learnt them; a square resize (DeOldify, DDColor) would stretch
-    panoramas. Padding up to the generator's multiple is done by ``predict_ab_norm``.
+    panoramas. The cap bounds the network's input to ``MAX_ASPECT * size**2`` pixels: a 2 x 4000
+    strip would otherwise go in at 256 x 512000 (out of memory); past 8:1 the shorter side gets
+    smaller than ``size`` instead. Padding up to the generator's multiple is done by
+    ``predict_ab_norm``.
     """
-    scale = size / min(height, width)
+    scale = min(size / min(height, width), MAX_ASPECT * size / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
@@ -281,13 +288,15 @@ class Colorizer:
         device: str | torch.device | None = None,
         size: int | None = None,
         temperature: float | None = None,
+        trust_code: bool = False,
     ) -> Colorizer:
         """``path``: an exported ``.pt``/``.safetensors`` file, a ``generator.pt``, a checkpoint
-        folder or a run folder (its latest checkpoint)."""
+        folder or a run folder (its latest checkpoint). ``trust_code``: allow a generator type
+        ``module:Class`` that is not registered (see ``gan_colorize.models.io.load_generator``)."""
         from gan_colorize.models.io import load_generator
 
         device = resolve_device(device)
-        loaded = load_generator(path, device=device)
+        loaded = load_generator(path, device=device, trust_code=trust_code)
         config = loaded.config
         return cls(
             loaded.module,
@@ -339,13 +348,19 @@ class Colorizer:
     def __call__(self, image):
         """PIL image in, PIL image out (RGBA when the input has transparency).
 
-        EXIF orientation is applied first, as when reading files, so the result is upright.
+        EXIF orientation is applied first, as when reading files, so the result is upright. An
+        image that cannot be decoded (a truncated file) raises ``BadImageError`` naming its file.
         """
         from PIL import Image, ImageOps
 
-        from gan_colorize.data.decode import pil_to_array
+        from gan_colorize.data.decode import BadImageError, decode_failure, pil_to_array
 
-        rgb, alpha = pil_to_array(ImageOps.exif_transpose(image), keep_16bit=True)
+        try:  # an opened file is decoded only here: a truncated one fails here, naming the file
+            rgb, alpha = pil_to_array(ImageOps.exif_transpose(image), keep_16bit=True)
+        except BadImageError:
+            raise
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise BadImageError(getattr(image, "filename", "") or "<image>", decode_failure(exc)) from None
         out = self.colorize_array(rgb, alpha)
         return Image.fromarray(out, mode="RGBA" if out.shape[2] == 4 else "RGB")
 

@@ -19,12 +19,12 @@ Both are read by ``gan_colorize.models.io.read_generator_file`` / ``load_generat
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
 
-from gan_colorize.models.io import FORMAT, read_generator_file, resolve_generator_file
-from gan_colorize.registry import GENERATORS
+from gan_colorize.models.io import FORMAT, build_generator, read_generator_file, resolve_generator_file
 from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
 
 FORMATS = ("pt", "safetensors")
@@ -62,9 +62,14 @@ def output_path(out: str | Path, fmt: str | None) -> tuple[Path, str]:
     return out, fmt
 
 
-def half_state_dict(state: dict[str, torch.Tensor], generator_spec: dict) -> dict[str, torch.Tensor]:
-    """Floating parameters to float16; buffers (running statistics) and integer tensors unchanged."""
-    module = GENERATORS.build(generator_spec)
+def half_state_dict(
+    state: dict[str, torch.Tensor], generator_spec: dict, source: Path, trust_code: bool = False
+) -> dict[str, torch.Tensor]:
+    """Floating parameters to float16; buffers (running statistics) and integer tensors unchanged.
+
+    The generator is built (from ``source``'s config, so as ``load_generator`` would: see
+    ``trust_code`` there) only to tell its parameters from its buffers."""
+    module = build_generator(generator_spec, source, trust_code)
     parameters = {name for name, _ in module.named_parameters()}
     return {
         key: value.half() if key in parameters and value.is_floating_point() else value
@@ -72,15 +77,42 @@ def half_state_dict(state: dict[str, torch.Tensor], generator_spec: dict) -> dic
     }
 
 
+def check_output(given: str | Path, out: Path, overwrite: bool) -> None:
+    """Refuse a folder (``--out exp/``) and, unless ``overwrite``, an existing file: the suffix may
+    have changed (``model.pt`` -> ``model.safetensors``), so the file replaced is not always the
+    one named."""
+    if str(given).endswith(("/", os.sep)) or Path(given).is_dir() or out.is_dir():
+        raise ValueError(
+            f"--out {given} is a folder; give the file to write, e.g. {Path(given) / 'model.pt'}"
+        )
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass --overwrite (overwrite=True) to replace it")
+
+
 def export_generator(
-    run: str | Path, out: str | Path, step: int | None = None, half: bool = False, fmt: str | None = None
+    run: str | Path,
+    out: str | Path,
+    step: int | None = None,
+    half: bool = False,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    trust_code: bool = False,
 ) -> Path:
-    """Write the inference file for ``run`` (a run folder, checkpoint folder or generator file)."""
-    payload = read_generator_file(source_generator_file(run, step))
+    """Write the inference file for ``run`` (a run folder, checkpoint folder or generator file).
+
+    ``overwrite``: replace an existing file. ``trust_code``: see ``load_generator`` (only ``half``
+    builds the generator)."""
+    given = out
     out, fmt = output_path(out, fmt)
+    check_output(given, out, overwrite)
+    payload = read_generator_file(source_generator_file(run, step))
     state = payload["state_dict"]
     if half:
-        state = half_state_dict(state, payload["config"]["model"]["generator"])
+        try:
+            generator_spec = payload["config"]["model"]["generator"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{payload['path']}: its config names no model.generator") from None
+        state = half_state_dict(state, generator_spec, payload["path"], trust_code)
     content = {
         "format": FORMAT,
         "config": payload["config"],

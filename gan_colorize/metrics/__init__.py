@@ -9,8 +9,11 @@ size, accumulates, and returns a flat dict of numbers::
     metric.compute()   # {"fid": 12.3, "fid_n": 5000}
 
 A metric whose pretrained weights are not on this machine raises ``MissingWeightsError`` when it is
-built (never a download, never random weights); :func:`compute_metrics` turns that into the
-report's "n/a (missing FILE, see README)" cell and computes the others.
+built (never a download, never random weights; ``UnreadableWeightsError`` when the file is there but
+cannot be read); a metric that the images cannot be scored by (one image for a Frechet distance,
+images smaller than LPIPS's AlexNet takes) raises :class:`MetricNotApplicableError` in ``update`` or
+``compute``. :func:`compute_metrics` turns either into the report's n/a cell ("n/a (missing FILE,
+see README)", "n/a (needs >= 2 images)") and computes the others.
 
 The modules, one per family of metrics:
 
@@ -33,6 +36,24 @@ from gan_colorize.registry import METRICS
 from gan_colorize.weights import MissingWeightsError
 
 DEFAULT_METRICS = ["colorfulness", "psnr", "ssim", "auc", "lpips", "fid"]
+
+
+class MetricNotApplicableError(ValueError):
+    """Inputs that a metric cannot score by its definition (too few images, images too small).
+
+    Not a usage error: :func:`compute_metrics` records it as that metric's n/a cell and computes the
+    others. ``needs`` is what the metric requires ("at least 2 images"), ``detail`` the full message.
+    """
+
+    def __init__(self, metric: str, needs: str, detail: str):
+        super().__init__(f"{metric}: {detail}")
+        self.metric = metric
+        self.needs = needs
+
+    @property
+    def short(self) -> str:
+        """The text a report cell shows: 'n/a (needs >= 2 images)'."""
+        return f"n/a (needs {self.needs})"
 
 
 class Metric:
@@ -100,32 +121,49 @@ def compute_metrics(
     names: Iterable[str | Mapping[str, Any]],
     pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: str | torch.device = "cpu",
-) -> tuple[dict[str, float | int], dict[str, str]]:
+) -> tuple[dict[str, float | int], dict[str, str], dict[str, str]]:
     """Run every metric over one pass of ``(pred_u8, gt_u8)`` batches.
 
-    Returns ``(results, missing)``: the merged :meth:`Metric.compute` dicts, and for each metric
-    whose weights are absent its ``MissingWeightsError.short`` ("n/a (missing FILE, see README)").
-    Any other error (a bad batch, an unknown metric name) propagates.
+    Returns ``(results, missing, details)``: the merged :meth:`Metric.compute` dicts; for each metric
+    that could not be computed, its report cell (``MissingWeightsError.short``, "n/a (missing FILE,
+    see README)", or ``MetricNotApplicableError.short``, "n/a (needs >= 2 images)"); and for those the full
+    message (which file, why it cannot be read, how many images there were). Any other error (a bad
+    batch, an unknown metric name) propagates.
     """
-    metrics: list[Metric] = []
+    metrics: list[tuple[str, Metric]] = []
     missing: dict[str, str] = {}
+    details: dict[str, str] = {}
+
+    def not_computed(label: str, exc: MissingWeightsError | MetricNotApplicableError) -> None:
+        missing[label], details[label] = exc.short, str(exc)
+
     for spec in names:
         label = spec if isinstance(spec, str) else str(spec.get("type"))
         try:
-            metrics.append(build_metric(spec, device))
+            metrics.append((label, build_metric(spec, device)))
         except MissingWeightsError as exc:
-            missing[label] = exc.short
+            not_computed(label, exc)
     n_batches = 0
     for pred, gt in pairs:
         n_batches += 1
-        for metric in metrics:
-            metric.update(pred, gt)
+        for label, metric in metrics:
+            if label in missing:
+                continue
+            try:
+                metric.update(pred, gt)
+            except MetricNotApplicableError as exc:  # e.g. images too small: the other metrics go on
+                not_computed(label, exc)
     results: dict[str, float | int] = {}
     if metrics and n_batches == 0:
         raise ValueError("compute_metrics: no (prediction, ground truth) batches were given")
-    for metric in metrics:
-        results.update(metric.compute())
-    return results, missing
+    for label, metric in metrics:
+        if label in missing:
+            continue
+        try:
+            results.update(metric.compute())
+        except MetricNotApplicableError as exc:  # e.g. one image for a Frechet distance
+            not_computed(label, exc)
+    return results, missing, details
 
 
 # The metric modules import Metric from this package, so they are imported after it is defined;
@@ -141,6 +179,7 @@ from gan_colorize.metrics import (  # noqa: E402
 __all__ = [
     "DEFAULT_METRICS",
     "Metric",
+    "MetricNotApplicableError",
     "MissingWeightsError",
     "build_metric",
     "colorfulness",

@@ -23,11 +23,12 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import pytorch_fid
 import torch
 
 from gan_colorize.metrics.frechet import NetworkFrechetMetric
 from gan_colorize.registry import METRICS
-from gan_colorize.weights import INCEPTION_FID, MissingWeightsError, find_weights
+from gan_colorize.weights import INCEPTION_FID, UnreadableWeightsError, find_weights
 
 POOL3_DIM = 2048
 
@@ -42,9 +43,7 @@ def build_fid_inception(weights_file: Path) -> torch.nn.Module:
         try:
             return torch.load(weights_file, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise MissingWeightsError(
-                INCEPTION_FID, weights_file, f"The file exists but cannot be read: {exc}"
-            ) from exc
+            raise UnreadableWeightsError(INCEPTION_FID, weights_file, str(exc)) from exc
 
     with mock.patch.object(fid_inception, "load_state_dict_from_url", load_local):
         model = fid_inception.InceptionV3(
@@ -67,7 +66,9 @@ class FID(NetworkFrechetMetric):
         "at equal n (fid_n)"
     )
 
-    extractor_tag = "fid:pytorch-fid-InceptionV3-pool3:resize299"
+    # pytorch-fid's network code (blocks, resize) can change between releases: its version is part
+    # of the cache key, so an upgrade recomputes the cached ground-truth features
+    extractor_tag = f"fid:pytorch-fid-{pytorch_fid.__version__}-InceptionV3-pool3:resize299"
 
     def locate_weights(self, weights: str | Path | None) -> Path:
         return find_weights(INCEPTION_FID, weights)

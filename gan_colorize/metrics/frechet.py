@@ -26,8 +26,12 @@ the covariance is the unbiased one (``np.cov``, as pytorch-fid).
 The ground truth of an evaluation set is the same for every model evaluated on it, so its
 features are cached (:class:`FeatureCache`): one ``.npz`` per ground-truth batch, keyed by the
 sha256 of the batch's uint8 bytes and shape together with the feature network's identity (metric
-name, preprocessing, weights file name and content hash). A cached batch skips the network; a
-different image, order, batch size or weights file is a different key. The cache lives in
+name, preprocessing, package version where the network comes from a package, weights file name and
+content hash) and the numerics it ran with (:func:`numerics_tag`: the device type and, on CUDA, the
+TF32 flags: TF32 keeps 10 mantissa bits, so its features differ from float32 ones at ~1e-3
+relative). A cached batch skips the
+network; a different image, order, batch size, weights file, package version, device type or TF32
+setting is a different key. The cache lives in
 ``$GAN_COLORIZE_CACHE/fid_stats`` (``~/.cache/gan_colorize/fid_stats`` by default) or the folder
 given as ``cache_dir``.
 """
@@ -44,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_colorize.metrics import Metric
+from gan_colorize.metrics import Metric, MetricNotApplicableError
 from gan_colorize.rundir import atomic_write
 
 log = logging.getLogger(__name__)
@@ -177,6 +181,17 @@ def file_sha256(path: str | Path) -> str:
     return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def numerics_tag(device: torch.device) -> str:
+    """How the feature network's arithmetic runs on ``device``, read when a key is made (the flags
+    can change between building a metric and using it): the device type, plus on CUDA whether
+    cuDNN convolutions and matmuls may use TF32 (``torch.backends.cudnn.allow_tf32``,
+    ``torch.backends.cuda.matmul.allow_tf32``)."""
+    if device.type != "cuda":
+        return device.type
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    return f"cuda:tf32-cudnn={int(cudnn)}:tf32-matmul={int(matmul)}"
+
+
 def batch_key(images_u8: torch.Tensor, extractor_id: str) -> str:
     """Cache key of one uint8 batch: sha256 over format, extractor identity, shape and bytes."""
     digest = hashlib.sha256()
@@ -230,7 +245,8 @@ class FrechetMetric(Metric):
     """A Frechet distance between the features of predictions and of ground truths.
 
     Subclasses set ``feature_dim`` and ``extractor_id`` (the network, its preprocessing and its
-    weights' content hash: what the cache key depends on) and implement :meth:`extract`.
+    weights' content hash: what the cache key depends on, with :func:`numerics_tag`) and implement
+    :meth:`extract`.
     """
 
     feature_dim: int = 0
@@ -254,7 +270,8 @@ class FrechetMetric(Metric):
     def gt_features(self, gt: torch.Tensor) -> np.ndarray:
         if self.cache is None:
             return self.extract(gt)
-        return self.cache.features(batch_key(gt, self.extractor_id), lambda: self.extract(gt))
+        key = batch_key(gt, f"{self.extractor_id}:{numerics_tag(self.device)}")
+        return self.cache.features(key, lambda: self.extract(gt))
 
     def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
         self.check_pair(pred, gt)
@@ -263,8 +280,10 @@ class FrechetMetric(Metric):
 
     def compute(self) -> dict[str, float | int]:
         n = self.pred_stats.n
-        if n < 2:
-            raise ValueError(f"{self.name}: a Frechet distance needs at least 2 images, got {n}")
+        if n < 2:  # a covariance needs two vectors
+            raise MetricNotApplicableError(
+                self.name, ">= 2 images", f"a Frechet distance needs at least 2 images, got {n}"
+            )
         distance = frechet_distance_between(self.pred_stats, self.gt_stats)
         return {self.primary: distance, f"{self.primary}_n": n}
 
@@ -273,8 +292,9 @@ class NetworkFrechetMetric(FrechetMetric):
     """A Frechet distance on a pretrained network's features (FID, the EfficientNet distance).
 
     Subclasses give :meth:`locate_weights` (raising ``MissingWeightsError`` when the file is absent,
-    before anything is built), :meth:`build_network` and ``extractor_tag`` (the network and its
-    preprocessing); the cache key adds the weights file's name and content hash.
+    before anything is built), :meth:`build_network` and ``extractor_tag`` (the network, its
+    preprocessing and the version of the package it comes from); the cache key adds the weights
+    file's name and content hash.
     """
 
     extractor_tag: str = ""

@@ -9,7 +9,9 @@ random initialisation, and nothing is downloaded. A missing file is a MissingWei
 anything is built.
 
 Inputs: uint8 / 127.5 - 1, the [-1, 1] range LPIPS expects; the value is the mean over images of
-the per-image distance (0 = identical, lower is better).
+the per-image distance (0 = identical, lower is better). Images smaller than :data:`MIN_SIZE` on a
+side are too small for the AlexNet trunk: ``update`` raises ``MetricNotApplicableError`` and the
+evaluation reports "n/a (needs >= 31 px)" while the other metrics are computed.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from pathlib import Path
 
 import torch
 
-from gan_colorize.metrics import Metric
+from gan_colorize.metrics import Metric, MetricNotApplicableError
 from gan_colorize.models.pretrained import build_lpips
 from gan_colorize.registry import METRICS
+
+# AlexNet's smallest input side: conv1 (11x11, stride 4, pad 2) gives (S - 7) // 4 + 1 and each of
+# the two 3x3 stride-2 max-pools needs >= 3 in, so (S - 7) // 4 + 1 >= 7, i.e. S >= 31
+MIN_SIZE = 31
 
 
 @METRICS.register("lpips")
@@ -47,6 +53,14 @@ class LPIPS(Metric):
     @torch.no_grad()
     def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
         self.check_pair(pred, gt)
+        if min(pred.shape[-2:]) < MIN_SIZE:
+            height, width = pred.shape[-2:]
+            raise MetricNotApplicableError(
+                self.name,
+                f">= {MIN_SIZE} px",
+                f"the AlexNet trunk needs images of at least {MIN_SIZE}x{MIN_SIZE} px, "
+                f"got {width}x{height} (WxH)",
+            )
         distances = self.model(self.to_signed(pred), self.to_signed(gt))  # (N, 1, 1, 1)
         self.total += distances.double().sum().item()
         self.n += pred.shape[0]

@@ -11,11 +11,17 @@ Every checkpoint folder holds ``generator.pt`` (``gan_colorize.rundir.GENERATOR_
 ``gan-colorize export`` can also write the same content as ``.safetensors`` (the state dict as
 tensors; format, config as JSON, step and ema in the file's string metadata); every reader here
 takes either, told apart by the ``.safetensors`` suffix.
+
+The file holds no code, but its config names the generator's class, and a ``module:Class`` name
+would be imported (its module's code run) to build it: a file may name only registered
+generators unless its reader trusts it (``trust_code=True``, ``--trust-code``).
 """
 
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from gan_colorize.config import Config, from_dict
-from gan_colorize.registry import GENERATORS
+from gan_colorize.registry import GENERATORS, ImportRefusedError
 from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
 
 FORMAT = "gan-colorize-generator/1"
+TRUST_CODE_HINT = (
+    "pass trust_code=True (--trust-code on the command line) to import and run it, only for a file "
+    "you trust; a class already registered (its module imported first, its @GENERATORS.register "
+    "run) is accepted without it"
+)
 
 
 @dataclass
@@ -80,11 +91,22 @@ def read_generator_file(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable gan-colorize generator file: {exc}") from exc
+        raise ValueError(f"{path}: not a readable gan-colorize generator file: {_load_error(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gan-colorize generator file (expected format {FORMAT!r})")
     payload["path"] = path
     return payload
+
+
+def _load_error(exc: Exception) -> str:
+    """Why ``torch.load`` refused a file, without torch's advice to retry with weights_only=False:
+    a generator file has no reason to hold anything but tensors and plain containers."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def read_safetensors_generator(path: Path) -> dict:
@@ -116,17 +138,43 @@ def read_safetensors_generator(path: Path) -> dict:
     }
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+def build_generator(spec, path: Path, trust_code: bool = False) -> torch.nn.Module:
+    """The generator ``spec`` (read from the file ``path``) names: a registered one, or with
+    ``trust_code`` any importable ``module:Class``. Every failure is a ValueError naming the file."""
+    try:
+        generator = GENERATORS.build(spec, allow_import=trust_code)
+    except ImportRefusedError as exc:
+        raise ValueError(f"{path}: {exc}; {TRUST_CODE_HINT}") from None
+    except Exception as exc:  # the file's config is data from outside: any mistake in it lands here
+        raise ValueError(f"{path}: cannot build its generator ({type(exc).__name__}: {exc})") from None
+    if not isinstance(generator, torch.nn.Module):
+        raise ValueError(f"{path}: its generator type built a {type(generator).__name__}, not a torch module")
+    return generator
+
+
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu", trust_code: bool = False
+) -> LoadedGenerator:
     """Build the generator its config names and load its weights (strictly), in eval mode.
 
     ``path``: anything :func:`read_generator_file` reads. Half-precision exports are copied into
-    the module's float32 parameters by ``load_state_dict``."""
+    the module's float32 parameters by ``load_state_dict``. ``trust_code``: allow a generator type
+    ``module:Class`` that is not registered (importing it runs its module's code).
+    Raises ValueError, naming the file, for anything in it that cannot be loaded."""
     payload = read_generator_file(path)
-    config = from_dict(payload["config"])
-    generator = GENERATORS.build(config.model.generator)
-    generator.load_state_dict(payload["state_dict"], strict=True)
+    path = payload["path"]
+    try:
+        config = from_dict(payload["config"])
+    except Exception as exc:
+        raise ValueError(f"{path}: no valid config in the file ({type(exc).__name__}: {exc})") from None
+    generator = build_generator(config.model.generator, path, trust_code)
+    try:
+        generator.load_state_dict(payload["state_dict"], strict=True)
+        step, ema = int(payload["step"]), bool(payload["ema"])
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot load its weights ({type(exc).__name__}: {exc})") from None
     generator.to(device).eval()
-    return LoadedGenerator(generator, config, payload["step"], payload["ema"], payload["path"])
+    return LoadedGenerator(generator, config, step, ema, path)
 
 
 _codecs: dict[torch.device, torch.nn.Module] = {}

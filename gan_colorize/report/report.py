@@ -110,6 +110,7 @@ class ResultRow:
     input_dir: Path | None = None
     reference: bool = False
     label: str = ""
+    gt_sha256: str | None = None  # the ground-truth images' digest; None in files written before it
 
     def value(self, column: Column) -> float | None:
         value = self.metrics.get(column.key)
@@ -154,6 +155,7 @@ def _row_from_dict(data: dict, source: Path, reference: bool) -> ResultRow:
         gt_dir=_resolve_dir(data.get("gt_dir"), base),
         input_dir=_resolve_dir(data.get("input_dir"), base),
         reference=reference,
+        gt_sha256=data.get("gt_sha256"),
     )
 
 
@@ -420,6 +422,9 @@ def build_section(dataset: str, rows: list[ResultRow], references: list[ResultRo
     table = [TableRow(r, [format_value(r, c) for c in columns]) for r in all_rows]
     mark_best(table, columns)
     warnings = []
+    different_images = ground_truth_mismatch(all_rows)
+    if different_images:
+        warnings.append(different_images)
     protocols = {json.dumps(r.protocol, sort_keys=True): r.protocol for r in all_rows if r.protocol}
     if len(protocols) > 1:
         warnings.append(
@@ -439,6 +444,25 @@ def build_section(dataset: str, rows: list[ResultRow], references: list[ResultRo
         columns=columns,
         rows=table,
         warnings=warnings,
+    )
+
+
+def ground_truth_mismatch(rows: list[ResultRow]) -> str | None:
+    """The warning for rows of one dataset name scored against different ground-truth images (two
+    folders of one name, or a folder whose images changed), naming the rows of each; None when all
+    recorded digests agree (rows from files older than the digest are not checked)."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        if row.gt_sha256:
+            groups.setdefault(row.gt_sha256, []).append(row.label or row.approach)
+    if len(groups) < 2:
+        return None
+    listed = "; ".join(
+        f"{', '.join(labels)} (ground truth {digest[:12]})" for digest, labels in groups.items()
+    )
+    return (
+        "NOT COMPARABLE: these rows share the dataset name but were scored against different "
+        f"ground-truth images: {listed}. Evaluate every approach on one named set (eval/sets) or one folder."
     )
 
 
@@ -551,7 +575,10 @@ GENERAL_NOTES = (
     "FID is biased upwards on few images (Chong & Forsyth, CVPR 2020, 'Effectively Unbiased FID'): "
     "compare FID only between rows with the same n, and read FID on fewer than a few thousand images "
     "as indicative.",
-    "'n/a (missing FILE, see README)': the pretrained weights that metric needs are not on this machine.",
+    "'n/a (missing FILE, see README)': the pretrained weights that metric needs are not on this machine; "
+    "'n/a (unreadable FILE, see README)': the file is there but cannot be loaded (metrics.json's "
+    "missing_detail says why); 'n/a (needs ...)': the images do not allow that metric (a Fréchet "
+    "distance needs >= 2 images, LPIPS images of >= 31 px).",
 )
 
 

@@ -325,3 +325,19 @@ def test_pruning_hides_a_checkpoint_before_deleting_it(tmp_path, monkeypatch):
         run.prune_checkpoints(keep=1)
     assert seen == [".pruned_step_00000001"]
     assert [step for step, _ in run.list_checkpoints()] == [2]
+
+
+def test_generator_step_sees_the_discriminator_as_its_own_step_trained_it(tmp_path):
+    # a BatchNorm D normalises over its input batch: G's step must feed it the same real+fake
+    # batch as D's step, or the logits G learns from are not those D was trained to give
+    trainer = Trainer(tiny("unet_gan", tmp_path, "train.warmup_l1_steps=0", "train.lr_d=0"))
+    try:
+        calls = []
+        trainer.D_raw.register_forward_hook(lambda m, args, out: calls.append(out.detach().clone()))
+        batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        trainer.train_step([batch], 0)
+        d_step, g_step = calls  # lr_d = 0: D's weights are the same in both calls
+        assert d_step.shape == g_step.shape and d_step.shape[0] == 8
+        torch.testing.assert_close(g_step[4:], d_step[4:])  # the fake half: same logits
+    finally:
+        AcceleratorState._reset_state()

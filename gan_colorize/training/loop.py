@@ -7,7 +7,9 @@ follow stylegan2-ada's handling of G and D under DDP:
   its forward neither computes nor all-reduces D gradients;
 * real and fake go through D in ONE concatenated forward in the discriminator step, so BatchNorm
   sees one batch per step and DDP's buffer broadcast happens once (two forwards before one
-  backward break BatchNorm buffers under DDP);
+  backward break BatchNorm buffers under DDP); the generator step feeds D the same concatenation
+  and takes the fake half, so a BatchNorm D judges G's fakes as it was trained to (fakes alone
+  would be normalised by other statistics);
 * gradient accumulation is supported for the single-network objectives and rejected for the GAN
   objective (accumulating two alternating optimizers correctly is not worth its subtlety).
 
@@ -380,7 +382,10 @@ class Trainer:
         if adversarial:
             self.D_model.requires_grad_(False)
             with acc.no_sync(self.D_model):
-                d_fake = self.D(batch.L, fake)
+                # the same real+fake batch as D's own step: with BatchNorm in D, fakes alone would be
+                # normalised by fake-only statistics, and G would learn from a function D never was
+                both = self.D(torch.cat([batch.L, batch.L]), torch.cat([batch.ab, fake]))
+                d_fake = split_logits(both, batch.L.shape[0])[1]
         g_terms = obj.generator_terms(fake, batch, step, d_fake)
         acc.backward(sum(g_terms.values()))
         self._clip(self.G)

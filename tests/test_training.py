@@ -341,3 +341,17 @@ def test_generator_step_sees_the_discriminator_as_its_own_step_trained_it(tmp_pa
         torch.testing.assert_close(g_step[4:], d_step[4:])  # the fake half: same logits
     finally:
         AcceleratorState._reset_state()
+
+
+def test_config_yaml_stays_the_one_the_weights_were_trained_with(tmp_path, caplog):
+    train(tiny("regression", tmp_path, "train.steps=2", "train.lr_g=0.001"))
+    path = tmp_path / "regression" / "config.yaml"
+    # a finished run re-run with another learning rate trains nothing: its config is kept
+    with caplog.at_level("WARNING"):
+        train(tiny("regression", tmp_path, "train.steps=2", "train.lr_g=0.5"), resume="latest")
+    assert load_config(path).train.lr_g == 0.001
+    assert "run" in caplog.text and "finished" in caplog.text and "train.lr_g: 0.001 -> 0.5" in caplog.text
+    # continued with changed settings: the new config is written, the old one kept beside it
+    train(tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.5"), resume="latest")
+    assert load_config(path).train.lr_g == 0.5
+    assert load_config(path.with_name("config_until_step_00000002.yaml")).train.lr_g == 0.001

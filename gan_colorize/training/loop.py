@@ -38,7 +38,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from gan_colorize.color.lab import uint8_to_lab_norm
-from gan_colorize.config import Config, ConfigError, save_config
+from gan_colorize.config import Config, ConfigError, read_yaml, save_config
 from gan_colorize.models.io import save_generator
 from gan_colorize.registry import DISCRIMINATORS, GENERATORS, LOSSES
 from gan_colorize.rundir import RunDir, atomic_write_text
@@ -166,12 +166,32 @@ class Trainer:
                 self._truncate_metrics(self.state.step)
         if acc.is_main_process:
             self.run.root.mkdir(parents=True, exist_ok=True)
-            save_config(config, self.run.config)
+            self._record_config()
         acc.wait_for_everyone()
         self.objective = self._build_objective()
         self._interrupted = False
 
     # ------------------------------------------------------------------ set-up
+    def _record_config(self) -> None:
+        """Write config.yaml, the config the run's weights are trained with. A finished run keeps
+        the one it has (a re-run with other settings trains nothing, so they describe nothing);
+        a resumed run whose settings changed keeps the previous file as config_until_step_N.yaml
+        and says what changed."""
+        path, step = self.run.config, self.state.step
+        changed = _config_changes(path, self.cfg) if self.resume_from is not None else []
+        if changed and step >= self.cfg.train.steps:
+            log.warning(
+                "run %s is finished: keeping the config it was trained with; ignored changes: %s",
+                self.run.root, "; ".join(changed),
+            )  # fmt: skip
+            return
+        if changed:
+            kept = path.with_name(f"config_until_step_{step:08d}.yaml")
+            shutil.copyfile(path, kept)
+            log.warning("resuming at step %d with changed settings (%s); the previous config is %s",
+                        step, "; ".join(changed), kept)  # fmt: skip
+        save_config(self.cfg, path)
+
     def _truncate_metrics(self, step: int) -> None:
         """Rows logged after the checkpoint being resumed will be logged again: drop them."""
         rows = [r for r in self.run.read_metrics() if r.get("step", 0) <= step]
@@ -549,6 +569,32 @@ class Trainer:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+
+
+def _config_changes(saved: Path, config: Config) -> list[str]:
+    """'key: old -> new' for every setting of ``config`` that differs from the saved file."""
+    if not saved.is_file():
+        return []
+    try:
+        old = _flatten(read_yaml(saved))
+    except ConfigError:
+        return [f"{saved} is unreadable"]
+    new = _flatten(config.to_dict())
+    return [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    ]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and prefix.count(".") < 1:  # sections, not the component specs inside
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _all_reduce(t: torch.Tensor, op: str) -> torch.Tensor:

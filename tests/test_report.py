@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -12,11 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from markdown_it import MarkdownIt
+from PIL import Image, JpegImagePlugin
 
 from gan_colorize.commands import report as report_command
 from gan_colorize.report import ReportError, build_report, collect_results
-from gan_colorize.report.curves import MAX_POINTS, Series, curves_svg, downsample, nice_ticks
+from gan_colorize.report.curves import (
+    MAX_POINTS,
+    Series,
+    curves_svg,
+    downsample,
+    nice_ticks,
+    read_loss_series,
+)
+from gan_colorize.rundir import RunDir
 
 NAMES = [f"img_{i:02d}.png" for i in range(8)]
 LPIPS_MISSING = "n/a (missing alexnet-owt-7be5be79.pth, see README)"
@@ -162,7 +172,7 @@ def test_missing_metric_shows_the_na_text(report):
     col = {name.split(" ")[0]: i for i, name in enumerate(_md_header(md))}
     assert _md_row(md, "C")[col["LPIPS"]] == LPIPS_MISSING
     assert "partial evaluation" in md and "FID is biased upwards" in md
-    assert "configs/A.yaml" in md and "step_00000100" in md  # provenance of each row
+    assert "configs/A.yaml" in md and "step\\_00000100" in md  # provenance of each row
     assert "colour space=Lab" in md  # the protocol is printed
 
 
@@ -291,3 +301,84 @@ def test_outside_method_finds_references_beside_its_ground_truth(study, tmp_path
     (tmp_path / "metrics_outside.json").write_text(json.dumps(outside))
     results = collect_results([tmp_path / "metrics_outside.json"])
     assert [r.approach for r in results.references["fake"]] == ["ground truth", "greyscale input"]
+
+
+def test_report_names_the_command_that_wrote_it(report, study, tmp_path):
+    assert "by `gan-colorize report`." in report.md_path.read_text()  # the default
+    command = "gan-colorize experiment studies/a&b.yaml"
+    written = build_report([study / "study"], tmp_path / "out", grid=0, title="Study", command=command)
+    md, page = written.md_path.read_text(), written.html_path.read_text()
+    assert f"by `{command}`." in md and "gan-colorize report" not in md
+    assert "by <code>gan-colorize experiment studies/a&amp;b.yaml</code>." in page
+    assert "gan-colorize report" not in page
+
+
+def test_thumbnails_keep_full_colour_resolution(report):
+    """4:2:0 chroma subsampling would halve the colour resolution the grid is there to compare."""
+    page = report.html_path.read_text()
+    colour = 0
+    for src in re.findall(r'<img [^>]*src="data:image/jpeg;base64,([^"]+)"', page):
+        with Image.open(io.BytesIO(base64.b64decode(src))) as image:
+            if image.mode == "RGB":
+                colour += 1
+                assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
+    assert colour == 4 * 4  # 3 approaches + ground truth per image; the input is greyscale
+
+
+def test_a_lone_point_is_drawn_as_a_marker(tmp_path):
+    """A polyline of one point renders nothing: a run logged once, or one finite value among NaNs."""
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    rows = [{"step": s, "loss/d": v} for s, v in ((1, float("nan")), (2, 0.5), (3, float("inf")))]
+    run.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (lone,) = read_loss_series(run)
+    long = Series("g", [float(s) for s in range(1000)], [1.0 + s % 7 for s in range(1000)])
+    svg = curves_svg("lone", [lone, long])
+    circles = re.findall(r'<circle cx="([-\d.]+)" cy="([-\d.]+)" r="[\d.]+" fill="(#\w+)"/>', svg)
+    assert len(circles) == 1  # the lone point; the long series is a line, not 1000 markers
+    x, y, colour = circles[0]
+    assert colour == "#4e79a7"  # the first series' colour, as in the legend
+    assert 56 <= float(x) <= 560 - 150 and 28 <= float(y) <= 260 - 40  # inside the plot area
+
+
+def test_a_new_report_removes_what_an_earlier_one_wrote_and_nothing_else(study, tmp_path):
+    out = tmp_path / "out"
+    build_report([study / "study"], out, grid=4)
+    # an earlier report's outputs: a run and a dataset no longer in the report
+    stale = [out / "curves_gone.svg", out / "images" / "old_set" / "00_input" / "img_00.jpg"]
+    # files the report never writes, also where it writes
+    kept = [
+        out / "notes.txt",
+        out / "curves.svg",
+        out / "my_curves_x.svg",
+        out / "images" / "readme.txt",
+        out / "images" / "fake" / "readme.txt",
+        out / "images" / "fake" / "00_input" / "picked.png",
+        out / "images" / "old_set" / "selected" / "img_00.jpg",
+    ]
+    # someone's folder linked into the report folder, named as the report names its thumbnails
+    elsewhere = tmp_path / "elsewhere" / "00_input" / "img_00.jpg"
+    kept.append(elsewhere)
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    (out / "images" / "linked").symlink_to(elsewhere.parent.parent, target_is_directory=True)
+    report = build_report([study / "study"], out, grid=2)
+    assert not any(path.exists() for path in stale)
+    assert not (out / "images" / "old_set" / "00_input").exists()  # its emptied folder too
+    assert all(path.read_text() == "x" for path in kept)
+    written = {t.file for s in report.sections for line in s.grid.cells for t in line}
+    on_disk = {p.relative_to(out).as_posix() for p in (out / "images").rglob("*.jpg")}
+    on_disk -= {"images/linked/00_input/img_00.jpg"}  # rglob follows the link on some Pythons
+    assert on_disk == written | {"images/old_set/selected/img_00.jpg"}  # grid of 4 -> 2: no img_02
+    assert sorted(p.name for p in out.glob("curves_*.svg")) == ["curves_A.svg"]
+
+
+def test_markdown_escapes_labels_that_would_render_as_markup(study, tmp_path):
+    label = "a<b>&\"q'|*x_[y](z) `c` _e_ \\* \\# &lt;"
+    row = _metrics_json(label, APPROACHES["A"], None, study / "images")
+    (tmp_path / "metrics.json").write_text(json.dumps(row))
+    report = build_report([tmp_path / "metrics.json"], tmp_path / "out", grid=0)
+    rendered = MarkdownIt("commonmark").enable("table").render(report.md_path.read_text())
+    first_cells = re.findall(r"<tbody>\s*<tr>\s*<td>(.*?)</td>", rendered)
+    assert first_cells and all(html.unescape(cell) == label for cell in first_cells)  # no tags, as written

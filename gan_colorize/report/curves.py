@@ -22,6 +22,10 @@ PALETTE = (
 # log scale when the positive values of a plot span more than this ratio (an L1 term at 100x
 # next to an adversarial term near 0.7 would otherwise flatten the latter)
 LOG_SCALE_RATIO = 100.0
+# series this short get a dot on every point: a polyline of one point renders nothing, and on a
+# few points the dots show where the measurements are (a longer series is a line: 500 dots would hide it)
+MARKER_MAX_POINTS = 20
+MARKER_RADIUS = 2.5
 
 
 @dataclass
@@ -141,8 +145,12 @@ def curves_svg(title: str, series: list[Series], width: int = 560, height: int =
     )
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
-        points = " ".join(f"{x_axis(x):.1f},{y_axis(v):.1f}" for x, v in zip(s.steps, s.values))
+        xy = [(x_axis(x), y_axis(v)) for x, v in zip(s.steps, s.values)]
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        if len(xy) <= MARKER_MAX_POINTS:
+            for x, y in xy:
+                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{MARKER_RADIUS}" fill="{colour}"/>')
         legend_y = top + 6 + 16 * i
         parts.append(
             f'<line x1="{x1 + 12}" y1="{legend_y}" x2="{x1 + 30}" y2="{legend_y}" '

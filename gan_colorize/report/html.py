@@ -73,7 +73,7 @@ def render_html(report: Report) -> str:
         "</head>",
         "<body>",
         f"<h1>{escape(report.title)}</h1>",
-        f'<p class="meta">Generated {escape(report.created)} by <code>gan-colorize report</code>.</p>',
+        f'<p class="meta">Generated {escape(report.created)} by <code>{escape(report.command)}</code>.</p>',
         "<h2>Protocol</h2>",
         "<ul>",
     ]

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,10 @@ REFERENCES_FILE = "references.json"
 REFERENCE_APPROACHES = ("ground truth", "greyscale input")
 DEFAULT_GRID = 6
 DEFAULT_THUMB = 128  # longest side of a grid thumbnail, pixels
-THUMB_JPEG_QUALITY = 90  # thumbnails are for looking at colours, not for measuring them
+THUMB_JPEG_QUALITY = 92  # thumbnails are for looking at colours, not for measuring them
+# 4:4:4: PIL's default 4:2:0 would halve the colour resolution, the very thing the grid compares
+THUMB_JPEG_SUBSAMPLING = 0
+DEFAULT_COMMAND = "gan-colorize report"  # what report.md and report.html say wrote them
 MISSING_VALUE = "—"  # a metric that was not requested for this row (a missing file says why instead)
 
 
@@ -338,6 +340,7 @@ class Report:
     curves: list[Curve]
     out: Path
     thumb: int = DEFAULT_THUMB  # display width of the grid images
+    command: str = DEFAULT_COMMAND
 
     @property
     def md_path(self) -> Path:
@@ -471,6 +474,14 @@ def format_protocol(protocol: dict) -> str:
 
 
 # ---------------------------------------------------------------- image grids
+# what the report writes into its folder besides report.md and report.html; a later report removes
+# the ones it did not write again (runs or datasets no longer in it), and nothing else
+IMAGES_DIR = "images"  # IMAGES_DIR/<dataset>/<NN>_<column>/<image stem>.jpg
+THUMB_SUFFIX = ".jpg"
+THUMB_COLUMN_DIR = re.compile(r"\d\d_[A-Za-z0-9_.-]+")
+CURVES_PREFIX, CURVES_SUFFIX = "curves_", ".svg"
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
@@ -483,7 +494,7 @@ def _thumbnail(path: Path, size: int) -> bytes:
         if max(image.size) > size:  # never upscale: the page scales small crops up, pixelated
             image.thumbnail((size, size), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=THUMB_JPEG_QUALITY)
+        image.save(buffer, format="JPEG", quality=THUMB_JPEG_QUALITY, subsampling=THUMB_JPEG_SUBSAMPLING)
     return buffer.getvalue()
 
 
@@ -508,8 +519,7 @@ def build_grid(section: Section, out: Path, n: int, thumb: int) -> Grid | None:
     input_dir = _first_dir(rows, "input_dir")
     sources = [("input", input_dir)] + [(r.label or r.approach, r.pred_dir) for r in approaches]
     sources.append(("ground truth", gt_dir))
-    folder = Path("images") / _safe(section.dataset)
-    shutil.rmtree(out / folder, ignore_errors=True)  # thumbnails of an earlier report of this folder
+    folder = Path(IMAGES_DIR) / _safe(section.dataset)
     cells = []
     for name in names:
         line = []
@@ -519,7 +529,7 @@ def build_grid(section: Section, out: Path, n: int, thumb: int) -> Grid | None:
                 line.append(None)
                 continue
             data = _thumbnail(path, thumb)
-            file = folder / f"{j:02d}_{_safe(header)}" / f"{Path(name).stem}.jpg"
+            file = folder / f"{j:02d}_{_safe(header)}" / f"{Path(name).stem}{THUMB_SUFFIX}"
             (out / file).parent.mkdir(parents=True, exist_ok=True)
             (out / file).write_bytes(data)
             uri = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
@@ -542,16 +552,68 @@ def build_curves(runs: list[RunDir], out: Path) -> list[Curve]:
             name, k = f"{stem}_{k}", k + 1
         used.add(name)
         svg = _curves.curves_svg(f"{run.name}: training losses", series)
-        file = f"curves_{name}.svg"
+        file = f"{CURVES_PREFIX}{name}{CURVES_SUFFIX}"
         atomic_write_text(out / file, svg)
         found.append(Curve(run.name, file, svg))
     return found
 
 
+# ---------------------------------------------------------------- stale outputs
+def _outputs_of_earlier_reports(out: Path) -> list[Path]:
+    """The files in ``out`` named as this module names its thumbnails and curves."""
+    thumbs = [
+        path for path in out.glob(f"{IMAGES_DIR}/*/*/*{THUMB_SUFFIX}") if _is_thumb_column_dir(path.parent)
+    ]
+    return [p for p in thumbs + list(out.glob(f"{CURVES_PREFIX}*{CURVES_SUFFIX}")) if _no_link_below(p, out)]
+
+
+def _no_link_below(path: Path, out: Path) -> bool:
+    """No symbolic link between ``out`` and ``path``: glob follows them, and what they point at (a
+    folder of someone's images linked in) was never the report's to delete."""
+    return path.resolve() == out.resolve() / path.relative_to(out)
+
+
+def remove_stale_outputs(report: Report) -> None:
+    """Delete thumbnails and curves that an earlier report wrote into this folder and this one did not
+    (a run or a dataset no longer in it, a smaller grid), then the thumbnail folders left empty."""
+    written = {report.out / curve.file for curve in report.curves}
+    for section in report.sections:
+        if section.grid is not None:
+            written |= {report.out / t.file for line in section.grid.cells for t in line if t is not None}
+    for path in _outputs_of_earlier_reports(report.out):
+        if path not in written and path.is_file():
+            path.unlink()
+    for column_dir in report.out.glob(f"{IMAGES_DIR}/*/*/"):
+        if _is_thumb_column_dir(column_dir) and _is_empty_own_dir(column_dir, report.out):
+            column_dir.rmdir()
+    for dataset_dir in report.out.glob(f"{IMAGES_DIR}/*/"):
+        if _safe(dataset_dir.name) == dataset_dir.name and _is_empty_own_dir(dataset_dir, report.out):
+            dataset_dir.rmdir()
+
+
+def _is_empty_own_dir(path: Path, out: Path) -> bool:
+    return _no_link_below(path, out) and not any(path.iterdir())
+
+
+def _is_thumb_column_dir(path: Path) -> bool:
+    """IMAGES_DIR/<dataset>/<NN>_<column>, named as build_grid names it."""
+    return THUMB_COLUMN_DIR.fullmatch(path.name) is not None and _safe(path.parent.name) == path.parent.name
+
+
 # ---------------------------------------------------------------- markdown
+# backslash escapes for markdown's own syntax; &, <, > as entities (a renderer takes '<b>' as HTML and
+# '&lt;' as the character) since some renderers show a backslash before them
+_MD_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_MD_SPECIAL = re.compile(r"([\\|*_`\[\]])")
+
+
 def _md_escape(text: str) -> str:
-    """Table cells: a '|' would end the cell, a '*' start emphasis."""
-    return text.replace("|", "\\|").replace("*", "\\*")
+    """Table cells and notes: '|' would end the cell; '*', '_', '`', '[' ']' start emphasis, code or
+    links; '<' '>' '&' HTML (a label 'a<b>' would make the rest bold)."""
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    for char, entity in _MD_ENTITIES:
+        text = text.replace(char, entity)
+    return text
 
 
 def _md_cell(cell: Cell) -> str:
@@ -599,15 +661,16 @@ PROVENANCE_HEADERS = ("config", "checkpoint", "step", "weights", "partial")
 
 
 def render_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", "", f"Generated {report.created} by `gan-colorize report`.", ""]
+    lines = [f"# {report.title}", "", f"Generated {report.created} by `{report.command}`.", ""]
     lines += ["## Protocol", ""]
     for section in report.sections:
         lines.append(
-            f"- **{section.dataset}** ({count_text(section.n_images)}): {format_protocol(section.protocol)}"
+            f"- **{_md_escape(section.dataset)}** ({count_text(section.n_images)}): "
+            f"{_md_escape(format_protocol(section.protocol))}"
         )
     lines.append("")
     for section in report.sections:
-        lines += [f"## Results: {section.dataset} ({count_text(section.n_images)})", ""]
+        lines += [f"## Results: {_md_escape(section.dataset)} ({count_text(section.n_images)})", ""]
         for warning in section.warnings:
             lines += [f"> **Warning:** {_md_escape(warning)}", ""]
         headers = ["approach"] + [_md_escape(c.header) for c in section.columns]
@@ -633,13 +696,14 @@ def render_markdown(report: Report) -> str:
     if report.curves:
         lines += ["## Training curves", ""]
         for curve in report.curves:
-            lines += [f"### {curve.run}", "", f"![{curve.run} training losses]({curve.file})", ""]
+            run = _md_escape(curve.run)
+            lines += [f"### {run}", "", f"![{run} training losses]({curve.file})", ""]
     return "\n".join(lines)
 
 
 def _markdown_grid(section: Section) -> list[str]:
     grid = section.grid
-    lines = [f"### Images: {section.dataset} (first {len(grid.names)} by name)", ""]
+    lines = [f"### Images: {_md_escape(section.dataset)} (first {len(grid.names)} by name)", ""]
     lines.append("| image | " + " | ".join(_md_escape(h) for h in grid.headers) + " |")
     lines.append("|---|" + "---|" * len(grid.headers))
     for name, line in zip(grid.names, grid.cells):
@@ -660,8 +724,10 @@ def build_report(
     grid: int = DEFAULT_GRID,
     title: str | None = None,
     thumb: int = DEFAULT_THUMB,
+    command: str = DEFAULT_COMMAND,
 ) -> Report:
-    """Write ``out/report.md``, ``out/report.html`` (self-contained) and ``out/curves_<run>.svg``."""
+    """Write ``out/report.md``, ``out/report.html`` (self-contained) and ``out/curves_<run>.svg``;
+    ``command`` is what the report says wrote it ("gan-colorize experiment STUDY" for a study)."""
     from gan_colorize.report.html import render_html  # html.py renders this module's Report
 
     if not isinstance(results, Results):
@@ -681,9 +747,11 @@ def build_report(
         curves=build_curves(results.runs, out),
         out=out,
         thumb=thumb,
+        command=command,
     )
     atomic_write_text(report.md_path, render_markdown(report))
     atomic_write_text(report.html_path, render_html(report))
+    remove_stale_outputs(report)  # after the new pages: the old ones link their files until replaced
     return report
 
 

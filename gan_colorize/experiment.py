@@ -19,21 +19,36 @@ Runs are trained in file order (so a run can start from an earlier one), each re
 stopped (a finished run returns at once), then evaluated; the report goes to ``<out>/report/``.
 Paths in a study file are relative to the current directory (run from the repository root), like
 the paths inside configs.
+
+Everything that can be checked before training is (configs, eval sets and data, metric names, and
+that each ``model.init_from`` exists or is the folder of a run trained before it): hours later is
+too late. A run that fails while training or being evaluated is reported ("run 'x' failed: ...")
+and the study goes on without it (a run that starts from it is skipped); the report shows the runs
+that have results and the failures are listed. Ctrl-C stops the whole study.
+
+A run's evaluation on a set is skipped ("up to date") when its ``metrics.json`` records the
+checkpoint that is the run's latest now, the same metrics, protocol and data; ``reevaluate``
+(``--reevaluate``) redoes it, e.g. after installing the weights of a metric that said n/a or after
+the images in an evaluated folder changed (the check reads the folder's path, not its images).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gan_colorize.config import Config, ConfigError, load_config, read_yaml
 from gan_colorize.registry import closest
 from gan_colorize.rundir import RunDir
+
+if TYPE_CHECKING:
+    from gan_colorize.report import Report
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +128,12 @@ def _str_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
+def _optional_str(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise StudyError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
 def _parse_runs(value: Any, where: str) -> list[StudyRun]:
     if not isinstance(value, list) or not value:
         raise StudyError(f"{where}: 'runs' must be a non-empty list of {{name, config, set}}")
@@ -142,11 +163,12 @@ def parse_study(data: Any, where: str = "study") -> Study:
     report_data = _check_keys(data.get("report") or {}, ReportSpec, f"{where}: report")
     eval_spec = EvalSpec(
         sets=_str_list(eval_data.get("sets"), f"{where}: eval.sets"),
-        data=eval_data.get("data"),
+        data=_optional_str(eval_data.get("data"), f"{where}: eval.data"),
         size=eval_data.get("size"),
         metrics=_str_list(eval_data["metrics"], f"{where}: eval.metrics") if "metrics" in eval_data else None,
     )
-    if eval_spec.sets and eval_spec.data:
+    if eval_spec.sets and (eval_spec.data is not None or eval_spec.size is not None):
+        # a set fixes its own data and size: a size beside it would be ignored without a word
         raise StudyError(f"{where}: eval: give either 'sets' or 'data' (with 'size'), not both")
     if eval_spec.size is not None and (not isinstance(eval_spec.size, int) or eval_spec.size < 8):
         raise StudyError(f"{where}: eval.size must be an integer >= 8, got {eval_spec.size!r}")
@@ -159,8 +181,8 @@ def parse_study(data: Any, where: str = "study") -> Study:
         out=data.get("out"),
         set=_str_list(data.get("set"), f"{where}: set"),
         eval=eval_spec,
-        report=ReportSpec(grid=grid, title=report_data.get("title")),
-        description=data.get("description") or "",
+        report=ReportSpec(grid=grid, title=_optional_str(report_data.get("title"), f"{where}: report.title")),
+        description=_optional_str(data.get("description"), f"{where}: description") or "",
     )
 
 
@@ -213,8 +235,33 @@ def plan_study(
             config = load_config(run.config, run_overrides(study, run, overrides))
         except ConfigError as exc:
             raise StudyError(f"{study.path or study.name}: run {run.name!r}: {exc}") from None
-        planned.append(PlannedRun(run, config, study.run_dir(run)))
+        item = PlannedRun(run, config, study.run_dir(run))
+        check_init_from(study, item, earlier=planned)
+        planned.append(item)
     return planned
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def starts_from(item: PlannedRun) -> str | None:
+    """The weights a run is initialised from, when it will read them: a resumed run loads its own."""
+    if RunDir(item.dir).list_checkpoints():
+        return None
+    return item.config.model.init_from or None
+
+
+def check_init_from(study: Study, item: PlannedRun, earlier: list[PlannedRun]) -> None:
+    """``model.init_from`` exists, or is the folder of a run trained before this one (it will exist
+    when this run's turn comes); otherwise the run would fail after the runs before it trained."""
+    source = starts_from(item)
+    if source is None or Path(source).exists() or any(_same_path(source, e.dir) for e in earlier):
+        return
+    raise StudyError(
+        f"{study.path or study.name}: run {item.run.name!r}: model.init_from {source} does not exist and "
+        f"is not the folder of a run trained before it"
+    )
 
 
 def run_status(planned: PlannedRun) -> str:
@@ -241,11 +288,27 @@ def check_eval(study: Study) -> None:
             load_eval_set(name)
         except EvalSetError as exc:
             raise StudyError(f"{where}: eval.sets: {exc}") from None
+    if study.eval.data:
+        check_eval_data(study.eval.data, where)
     if study.eval.metrics is not None:
         try:
             metric_names(study.eval.metrics)
         except RegistryError as exc:
             raise StudyError(f"{where}: eval.metrics: {exc}") from None
+
+
+def check_eval_data(data: str, where: str | Path) -> None:
+    """builtin:skimage or an image path that exists (what evaluation would find only after training)."""
+    from gan_colorize.data import BUILTIN
+    from gan_colorize.evaluation import EvaluationError
+    from gan_colorize.evaluation.evaluate import resolve_data
+
+    if data.startswith("builtin:") and data != BUILTIN:
+        raise StudyError(f"{where}: eval.data: unknown builtin data {data!r}; the builtin data is {BUILTIN}")
+    try:
+        resolve_data(data)  # the error says where a relative path was looked for
+    except EvaluationError as exc:
+        raise StudyError(f"{where}: eval.data: {exc}") from None
 
 
 def eval_datasets(study: Study, planned: PlannedRun) -> list[str]:
@@ -296,16 +359,168 @@ def train_run(planned: PlannedRun, device: str | None) -> None:
         )
 
 
-def evaluate_planned(study: Study, planned: PlannedRun, device: str | None) -> list[dict]:
-    """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows."""
+def eval_requests(study: Study) -> list[dict]:
+    """evaluate_run's arguments for each of the study's eval sets, or for its data and size."""
+    if study.eval.sets:
+        return [{"eval_set": name} for name in study.eval.sets]
+    return [{"data": study.eval.data, "size": study.eval.size}]
+
+
+def evaluation_now(study: Study, planned: PlannedRun, request: dict) -> dict | None:
+    """The metrics.json fields that say what was evaluated, as evaluate_run would write them now
+    (resolved as it resolves them: a set fixes data, size and default metrics); None when the run
+    has no checkpoint in its checkpoints/ folder to evaluate."""
+    from gan_colorize.evaluation import load_eval_set
+    from gan_colorize.evaluation.evaluate import (
+        default_dataset_name,
+        evaluated_data,
+        metric_names,
+        resolve_data,
+    )
+    from gan_colorize.evaluation.protocol import describe_protocol
+    from gan_colorize.models.io import resolve_generator_file
+
+    checkpoints = RunDir(planned.dir).list_checkpoints()
+    checkpoint = resolve_generator_file(planned.dir) if checkpoints else None
+    if checkpoint is None or checkpoint.parent != checkpoints[-1][1]:
+        return None
+    config, metrics = planned.config, study.eval.metrics
+    if "eval_set" in request:
+        es = load_eval_set(request["eval_set"])
+        data, size, dataset, fraction = es.data, es.size, es.name, es.eval_fraction
+        metrics = metrics if metrics is not None else es.metrics
+    else:
+        data, fraction = request["data"], None
+        size = request["size"] or config.data.size
+        dataset = default_dataset_name(config, data, size)
+    data_spec, data_fraction = evaluated_data(config, data, fraction)
+    return {
+        "checkpoint": checkpoint,
+        "step": checkpoints[-1][0],
+        "dataset": dataset,
+        "protocol": describe_protocol(size, config.loss.temperature, data),
+        "data_path": resolve_data(data_spec),
+        "eval_fraction": data_fraction,
+        "metrics": set(metric_names(metrics)),
+    }
+
+
+def recorded_metrics(record: dict, requested: set[str]) -> set[str]:
+    """The metric names a metrics.json holds: computed (their primary key is in ``metrics``) or n/a
+    (their name is in ``missing``)."""
+    from gan_colorize.registry import METRICS
+
+    values, missing = record.get("metrics"), record.get("missing")
+    if not isinstance(values, dict) or not isinstance(missing, dict):
+        return set()
+    computed = {name for name in set(METRICS.names()) | requested if METRICS.get(name).primary in values}
+    return computed | set(missing)
+
+
+# metrics.json fields that must equal what evaluation would record now (beside checkpoint and metrics)
+SAME_EVALUATION_KEYS = ("step", "dataset", "protocol", "data_path", "eval_fraction")
+
+
+def evaluation_is_current(file: Path, now: dict) -> bool:
+    """``file`` (a metrics.json) scored the checkpoint, metrics, protocol and data of ``now``."""
+    from gan_colorize.evaluation.evaluate import REFERENCES_FILE
+
+    try:
+        record = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or not (file.parent / REFERENCES_FILE).is_file():
+        return False
+    return (
+        isinstance(record.get("checkpoint"), str)
+        and _same_path(record["checkpoint"], now["checkpoint"])
+        and all(record.get(key) == now[key] for key in SAME_EVALUATION_KEYS)
+        and recorded_metrics(record, now["metrics"]) == now["metrics"]
+    )
+
+
+def evaluate_planned(
+    study: Study, planned: PlannedRun, device: str | None, reevaluate: bool = False
+) -> list[dict]:
+    """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows.
+    An evaluation that is current (:func:`evaluation_is_current`) is kept unless ``reevaluate``:
+    Frechet distances on real data take minutes per run."""
     from gan_colorize.evaluation import evaluate_run
 
-    spec = study.eval
     # the study's own config named the generator and this process just trained it: trusted
-    common = {"metrics": spec.metrics, "device": device, "trust_code": True}
-    if spec.sets:
-        return [evaluate_run(planned.dir, eval_set=s, **common) for s in spec.sets]
-    return [evaluate_run(planned.dir, data=spec.data, size=spec.size, **common)]
+    common = {"metrics": study.eval.metrics, "device": device, "trust_code": True}
+    rows = []
+    for request in eval_requests(study):
+        now = evaluation_now(study, planned, request)
+        file = RunDir(planned.dir).eval_dir(now["dataset"]) / "metrics.json" if now else None
+        if not reevaluate and file is not None and evaluation_is_current(file, now):
+            log.info(
+                "run %s: evaluation on %s is up to date (step %d; --reevaluate redoes it)",
+                planned.run.name, now["dataset"], now["step"],
+            )  # fmt: skip
+            rows.append(json.loads(file.read_text()))
+        else:
+            rows.append(evaluate_run(planned.dir, **request, **common))
+    return rows
+
+
+def run_errors() -> tuple[type[Exception], ...]:
+    """What stops one run but not the study: its config, data, weights, a diverged loss, a bad file."""
+    from gan_colorize.data import DatasetError
+    from gan_colorize.training import NonFiniteLossError
+    from gan_colorize.weights import MissingWeightsError
+
+    return (
+        ConfigError, DatasetError, MissingWeightsError, FileNotFoundError, NonFiniteLossError,
+        ValueError, RuntimeError,
+    )  # fmt: skip
+
+
+@dataclass
+class StudyResult:
+    report: Report | None  # None: no run has evaluation results (every one failed)
+    # run name -> "failed: <the error>" or "skipped: <why>"
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """Some evaluation could not compute some metric (its report cell says n/a)."""
+        sections = self.report.sections if self.report else []
+        return any(trow.row.partial for section in sections for trow in section.rows)
+
+
+def skip_reason(study: Study, item: PlannedRun, failed: dict[str, str]) -> str | None:
+    """Why a run cannot start: it is initialised from a run that failed (or was skipped) here."""
+    source = starts_from(item)
+    if source is None:
+        return None
+    for name in failed:
+        if _same_path(source, study.out_dir / name):  # study.run_dir: <out>/<run name>
+            return f"skipped: its model.init_from is run {name!r}, which did not finish"
+    return None
+
+
+def train_and_evaluate(
+    study: Study, selected: list[PlannedRun], device: str | None, reevaluate: bool
+) -> dict[str, str]:
+    """Each selected run in turn; one that fails is logged and left out, the others go on.
+    Returns the runs that failed or were skipped ("failed: ...", "skipped: ..."). Ctrl-C stops
+    everything at once."""
+    failed: dict[str, str] = {}
+    for item in selected:
+        reason = skip_reason(study, item, failed)
+        if reason is None:
+            try:
+                train_run(item, device)
+                evaluate_planned(study, item, device, reevaluate)  # None: a GPU when there is one
+                continue
+            except StudyInterruptedError:
+                raise
+            except run_errors() as exc:
+                reason = f"failed: {exc}"
+        failed[item.run.name] = reason
+        log.error("run %r %s", item.run.name, reason)
+    return failed
 
 
 def run_study(
@@ -313,16 +528,15 @@ def run_study(
     only: list[str] | None = None,
     overrides: list[str] | None = None,
     device: str | None = None,
-) -> tuple[Path, bool]:
-    """Train, evaluate and report; returns (report.html, whether some evaluation was partial)."""
+    reevaluate: bool = False,
+) -> StudyResult:
+    """Train, evaluate and report; the report (printed with ``print_summary``) and the failed runs."""
     from gan_colorize.report import build_report
 
     planned = plan_study(study, None, overrides)  # every run: the report covers them all
     selected = plan_study(study, only, overrides) if only else planned
     check_eval(study)
-    for item in selected:
-        train_run(item, device)
-        evaluate_planned(study, item, device)  # None: a GPU when there is one
+    failed = train_and_evaluate(study, selected, device, reevaluate)
     # every run of the study with results on the study's eval data, also runs not selected this time;
     # results on other data in the same run folders (an earlier study file) are left out
     files = []
@@ -332,9 +546,14 @@ def run_study(
             if file.is_file():
                 files.append(file)
     if not files:
+        if failed:
+            return StudyResult(None, failed)
         raise StudyError(f"{study.path or study.name}: no run of the study has evaluation results yet")
     report = build_report(
-        files, study.report_dir, grid=study.report.grid, title=study.report.title or study.name
+        files,
+        study.report_dir,
+        grid=study.report.grid,
+        title=study.report.title or study.name,
+        command=f"gan-colorize experiment {study.path or study.name}",
     )
-    partial = any(trow.row.partial for section in report.sections for trow in section.rows)
-    return report.html_path, partial
+    return StudyResult(report, failed)

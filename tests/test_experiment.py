@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -75,6 +76,11 @@ def configs(tmp_path, monkeypatch):
         ({"runs": []}, "non-empty list"),
         ({"eval": {"sets": ["x"], "data": "builtin:skimage"}}, "either 'sets' or 'data'"),
         ({"report": {"grid": -1}}, "report.grid"),
+        # a set fixes its size: a size beside it would be ignored without a word
+        ({"eval": {"sets": ["x"], "size": 32}}, "either 'sets' or 'data'"),
+        ({"eval": {"data": 5, "size": 32}}, r"s\.yaml: eval\.data: expected a string, got 5"),
+        ({"report": {"title": 7}}, r"s\.yaml: report\.title: expected a string, got 7"),
+        ({"description": [1, 2]}, r"s\.yaml: description: expected a string, got \[1, 2\]"),
     ],
 )
 def test_study_errors_name_the_key_and_suggest(changes, message):
@@ -107,14 +113,15 @@ def test_overrides_study_then_run_then_command_line_and_fixed_folder(configs):
             out="studies/x",
             set=["train.seed=5", "train.steps=7"],
             runs=[
+                {"name": "a", "config": "a.yaml"},
                 {"name": "b", "config": "b.yaml", "set": ["train.seed=1", "model.init_from={out}/a"]},
             ],
         ),  # fmt: skip
         "s.yaml",
     )
-    overrides = run_overrides(study, study.runs[0], ["train.steps=9", "run.dir=elsewhere"])
+    overrides = run_overrides(study, study.runs[1], ["train.steps=9", "run.dir=elsewhere"])
     assert overrides[-2:] == ["run.dir=studies/x/b", "run.name=b"]  # the study decides where runs go
-    (planned,) = plan_study(study, overrides=["train.steps=9"])
+    _, planned = plan_study(study, overrides=["train.steps=9"])
     assert planned.config.train.seed == 1 and planned.config.train.steps == 9
     assert planned.config.model.init_from == "studies/x/a"
     assert planned.config.run.dir == "studies/x/b" and planned.config.run.name == "b"
@@ -149,6 +156,8 @@ def test_dry_run_prints_the_plan_and_bad_files_exit_2(configs, capsys):
             r"eval.metrics: unknown metric 'psnrr' \(did you mean 'psnr'\?\)",
         ),
         ({"metrics": ["psnr"]}, "eval needs 'sets'"),
+        ({"data": "no/such/folder", "size": 32}, r"eval.data: image folder no/such/folder does not exist"),
+        ({"data": "builtin:skimge", "size": 32}, r"eval.data: unknown builtin data 'builtin:skimge'"),
     ],
 )
 def test_eval_errors_before_anything_trains(configs, capsys, eval_spec, message):
@@ -158,6 +167,84 @@ def test_eval_errors_before_anything_trains(configs, capsys, eval_spec, message)
     assert experiment_command.run(parser.parse_args(["study.yaml"])) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (configs / "runs").exists()
+
+
+def test_eval_data_that_exists_is_accepted(configs):
+    for data in ("builtin:skimage", str(configs / "eval")):
+        check_eval(parse_study(_study(eval={"data": data, "size": 32}), "s.yaml"))
+
+
+def test_init_from_must_exist_or_be_a_run_trained_before(configs):
+    def runs(init_a=None, init_b=None):
+        return [
+            {"name": "a", "config": "a.yaml", "set": [f"model.init_from={init_a}"] if init_a else []},
+            {"name": "b", "config": "b.yaml", "set": [f"model.init_from={init_b}"] if init_b else []},
+        ]
+
+    plan_study(parse_study(_study(runs=runs(init_b="{out}/a")), "s.yaml"))  # a trains before b
+    plan_study(parse_study(_study(runs=runs(init_a=str(configs / "a.yaml"))), "s.yaml"))  # exists
+    for study, only, message in [
+        (runs(init_b="{out}/nothere"), None, r"run 'b': model.init_from runs/mini/nothere does not exist"),
+        (runs(init_a="{out}/b"), None, r"run 'a': model.init_from runs/mini/b does not exist"),  # b: later
+        (runs(init_b="{out}/a"), ["b"], r"run 'b': model.init_from runs/mini/a does not exist"),  # a: not run
+    ]:
+        with pytest.raises(StudyError, match=message):
+            plan_study(parse_study(_study(runs=study), "s.yaml"), only=only)
+
+
+def _run_command(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    experiment_command.add_arguments(parser)
+    return experiment_command.run(parser.parse_args(list(argv)))
+
+
+def test_a_failing_run_is_named_and_the_others_go_on(configs, capsys):
+    runs = [
+        {"name": "a", "config": "a.yaml", "set": ["data.train=nothere"]},  # fails when it trains
+        {"name": "zg", "config": "b.yaml", "set": ["model.init_from={out}/a"]},  # starts from a: skipped
+        {"name": "b", "config": "b.yaml"},
+    ]
+    (configs / "study.yaml").write_text(yaml.safe_dump(_study(out="study", runs=runs)))
+    assert _run_command("study.yaml", "--device", "cpu") == 1
+    captured = capsys.readouterr()
+    assert "warning: run 'a' failed: image folder nothere does not exist" in captured.err
+    assert "warning: run 'zg' skipped: its model.init_from is run 'a'" in captured.err
+    assert not (configs / "study" / "zg").exists()
+    md = (configs / "study" / "report" / "report.md").read_text()
+    assert "| b |" in md and "| a |" not in md
+    assert "by `gan-colorize experiment study.yaml`." in md  # what wrote the report
+    assert "report: study/report/report.html" in captured.out
+
+
+@pytest.mark.parametrize(
+    "eval_spec", [{"sets": ["mini_set"]}, {"data": "builtin:skimage", "size": 32}], ids=["set", "data"]
+)
+def test_evaluation_is_kept_while_up_to_date(configs, monkeypatch, caplog, eval_spec):
+    """FID on real data takes minutes a run: a finished run's current evaluation is not redone."""
+    import gan_colorize.evaluation
+
+    evaluate_run, evaluated = gan_colorize.evaluation.evaluate_run, []
+
+    def counting(run_dir, **kwargs):
+        evaluated.append(Path(run_dir).name)
+        return evaluate_run(run_dir, **kwargs)
+
+    monkeypatch.setattr(gan_colorize.evaluation, "evaluate_run", counting)
+    runs = [{"name": "a", "config": "a.yaml"}]
+    study = _study(out="study", runs=runs, eval={**eval_spec, "metrics": ["psnr"]})
+    (configs / "study.yaml").write_text(yaml.safe_dump(study))
+    args = ["study.yaml", "--device", "cpu"]
+    assert _run_command(*args) == 0 and evaluated == ["a"]
+    caplog.set_level(logging.INFO, logger="gan_colorize.experiment")
+    assert _run_command(*args) == 0 and evaluated == ["a"]
+    assert re.search(r"run a: evaluation on \w+ is up to date \(step 2", caplog.text)
+    assert _run_command(*args, "--reevaluate") == 0 and evaluated == ["a", "a"]
+    study["eval"]["metrics"] = ["psnr", "ssim"]  # another metric list
+    (configs / "study.yaml").write_text(yaml.safe_dump(study))
+    assert _run_command(*args) == 0 and evaluated == ["a"] * 3
+    assert _run_command(*args, "--set", "train.steps=4") == 0 and evaluated == ["a"] * 4  # trained on
+    (metrics,) = (configs / "study" / "a" / "eval").glob("*/metrics.json")
+    assert json.loads(metrics.read_text())["step"] == 4
 
 
 def test_an_interrupted_run_stops_the_study(configs, monkeypatch, capsys):
@@ -230,6 +317,8 @@ def test_mini_study_trains_evaluates_reports_and_resumes(configs, capsys):
     code = experiment_command.run(args)
     out = capsys.readouterr().out
     assert code in (0, EXIT_PARTIAL)
+    assert re.search(r"mini_set \(\d+ images\)", out)  # the results table, as gan-colorize report prints it
+    assert re.search(r"│ a +│ +\d", out) and re.search(r"│ b +│ +\d", out)
     html = configs / "study" / "report" / "report.html"
     assert f"report: {html.relative_to(configs)}" in out or f"report: {html}" in out
     md = (configs / "study" / "report" / "report.md").read_text()

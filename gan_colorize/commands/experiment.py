@@ -1,4 +1,9 @@
-"""``gan-colorize experiment``: train what a study file lists, evaluate every run, write the report."""
+"""``gan-colorize experiment``: train what a study file lists, evaluate every run, write the report.
+
+Exit status: 0 all done; 1 some run failed (the others were trained, evaluated and reported); 2 the
+study file, a config or the eval settings are wrong (nothing trained); 3 the report was written but
+some metric could not be computed (n/a cells); 130 stopped by Ctrl-C (run the command again to resume).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import sys
 
 NAME = "experiment"
 HELP = "run a study (experiments/*.yaml): train what is not trained yet, evaluate, write the report"
+EXIT_STATUS = (
+    "exit status: 0 done; 1 some run failed (the others went on and are in the report); 2 a bad study "
+    "file, config or eval setting (nothing trained); 3 some metric is n/a; 130 stopped by Ctrl-C"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="study folder (default: the study file's out, else runs/<name>)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their folders, do nothing")
+    parser.add_argument(
+        "--reevaluate",
+        action="store_true",
+        help="evaluate every run again, also those whose results are for their latest checkpoint "
+        "already (e.g. after installing a metric's weights, or when the evaluated images changed)",
+    )
+    parser.epilog = EXIT_STATUS  # cli.py builds the parser; the exit codes belong in --help
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         run_study,
     )
     from gan_colorize.registry import RegistryError
-    from gan_colorize.report import ReportError
+    from gan_colorize.report import ReportError, print_summary
     from gan_colorize.training import NonFiniteLossError
     from gan_colorize.weights import MissingWeightsError
 
@@ -54,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             for item in plan_study(study, args.only, args.overrides):
                 print(f"{item.run.name}: {item.run.config} -> {item.dir} ({run_status(item)})")
             return 0
-        html, partial = run_study(study, args.only, args.overrides, args.device)
+        result = run_study(study, args.only, args.overrides, args.device, args.reevaluate)
     except (
         StudyError, ConfigError, RegistryError, EvalSetError, EvaluationError, ReportError,
         MissingWeightsError, FileNotFoundError,
@@ -67,11 +83,19 @@ def run(args: argparse.Namespace) -> int:
     except StudyInterruptedError as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return 130  # the shell's code for "ended by Ctrl-C"
-    if partial:
+    if result.report is not None:
+        print_summary(result.report)  # the same tables as gan-colorize report
+    if result.partial:
         print(
             "warning: some metrics could not be computed (missing or unreadable weights, too few or "
-            "too small images): see the n/a cells and their notes",
+            "too small images): see the n/a cells and their notes; after installing weights, run "
+            "again with --reevaluate",
             file=sys.stderr,
         )
-    print(f"report: {html}")
-    return EXIT_PARTIAL if partial else 0
+    for name, reason in result.failed.items():
+        print(f"warning: run {name!r} {reason}", file=sys.stderr)
+    if result.report is not None:
+        print(f"report: {result.report.html_path}")
+    if result.failed:
+        return 1
+    return EXIT_PARTIAL if result.partial else 0

@@ -555,5 +555,6 @@ def run_study(
         grid=study.report.grid,
         title=study.report.title or study.name,
         command=f"gan-colorize experiment {study.path or study.name}",
+        notes=[f"run {name!r} {reason}; it has no row here" for name, reason in failed.items()],
     )
     return StudyResult(report, failed)

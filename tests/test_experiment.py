@@ -213,6 +213,11 @@ def test_a_failing_run_is_named_and_the_others_go_on(configs, capsys):
     md = (configs / "study" / "report" / "report.md").read_text()
     assert "| b |" in md and "| a |" not in md
     assert "by `gan-colorize experiment study.yaml`." in md  # what wrote the report
+    # the report itself says which runs have no row, and why
+    assert "> **Warning:** run 'a' failed: image folder nothere does not exist" in md
+    assert "run 'zg' skipped" in md
+    html = (configs / "study" / "report" / "report.html").read_text()
+    assert 'class="warning">Warning: run &#x27;a&#x27; failed' in html
     assert "report: study/report/report.html" in captured.out
 
 

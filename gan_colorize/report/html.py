@@ -74,6 +74,7 @@ def render_html(report: Report) -> str:
         "<body>",
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Generated {escape(report.created)} by <code>{escape(report.command)}</code>.</p>',
+        *(f'<p class="warning">Warning: {escape(note)}</p>' for note in report.notes),
         "<h2>Protocol</h2>",
         "<ul>",
     ]

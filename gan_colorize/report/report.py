@@ -341,6 +341,7 @@ class Report:
     out: Path
     thumb: int = DEFAULT_THUMB  # display width of the grid images
     command: str = DEFAULT_COMMAND
+    notes: list[str] = field(default_factory=list)  # said at the top: e.g. runs of a study that failed
 
     @property
     def md_path(self) -> Path:
@@ -662,6 +663,7 @@ PROVENANCE_HEADERS = ("config", "checkpoint", "step", "weights", "partial")
 
 def render_markdown(report: Report) -> str:
     lines = [f"# {report.title}", "", f"Generated {report.created} by `{report.command}`.", ""]
+    lines += [line for note in report.notes for line in (f"> **Warning:** {_md_escape(note)}", "")]
     lines += ["## Protocol", ""]
     for section in report.sections:
         lines.append(
@@ -725,9 +727,11 @@ def build_report(
     title: str | None = None,
     thumb: int = DEFAULT_THUMB,
     command: str = DEFAULT_COMMAND,
+    notes: list[str] | None = None,
 ) -> Report:
     """Write ``out/report.md``, ``out/report.html`` (self-contained) and ``out/curves_<run>.svg``;
-    ``command`` is what the report says wrote it ("gan-colorize experiment STUDY" for a study)."""
+    ``command`` is what the report says wrote it ("gan-colorize experiment STUDY" for a study);
+    ``notes``, warnings shown above everything (a study's runs that failed and have no row)."""
     from gan_colorize.report.html import render_html  # html.py renders this module's Report
 
     if not isinstance(results, Results):
@@ -748,6 +752,7 @@ def build_report(
         out=out,
         thumb=thumb,
         command=command,
+        notes=list(notes or []),
     )
     atomic_write_text(report.md_path, render_markdown(report))
     atomic_write_text(report.html_path, render_html(report))
@@ -765,7 +770,7 @@ def print_summary(report: Report, console=None) -> None:
         console = Console()
         if not console.is_terminal:  # logs and pipes: rich's 80 columns would squeeze the numbers
             console = Console(width=160)
-    for section in report.sections:
+    for section in report.sections:  # report.notes: the caller prints its own (a study's failed runs)
         table = Table(title=f"{section.dataset} ({count_text(section.n_images)})", title_justify="left")
         table.add_column("approach", no_wrap=True)
         for column in section.columns:

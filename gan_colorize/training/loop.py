@@ -187,9 +187,10 @@ class Trainer:
             return
         if changed:
             kept = path.with_name(f"config_until_step_{step:08d}.yaml")
-            shutil.copyfile(path, kept)
-            log.warning("resuming at step %d with changed settings (%s); the previous config is %s",
-                        step, "; ".join(changed), kept)  # fmt: skip
+            if not kept.exists():  # an earlier resume from this step kept the one that trained it
+                shutil.copyfile(path, kept)
+            log.warning("resuming at step %d with changed settings (%s); the config that trained "
+                        "the steps before is %s", step, "; ".join(changed), kept)  # fmt: skip
         save_config(self.cfg, path)
 
     def _truncate_metrics(self, step: int) -> None:
@@ -302,8 +303,8 @@ class Trainer:
         self.G, self.D = self.G_model, self.D_model
         self._cuda_graphs = tcfg.compile and tcfg.compile_mode != "default" and self.device.type == "cuda"
         if tcfg.compile:
-            # static shapes: batch and crop never change, and D's two batch sizes (real+fake, then
-            # fake) would otherwise turn its second compilation dynamic, which is slower
+            # static shapes: batch and crop never change; a size change would otherwise make dynamo
+            # recompile with dynamic shapes, which is slower
             self.G = torch.compile(self.G_model, mode=tcfg.compile_mode, dynamic=False)
             if D is not None:
                 self.D = torch.compile(self.D_model, mode=tcfg.compile_mode, dynamic=False)
@@ -451,7 +452,7 @@ class Trainer:
                     progress.update(done, row)
                 else:
                     progress.update(done, None)
-                if done % tcfg.sample_every == 0 or last:
+                if done % tcfg.sample_every == 0 or last or stop:  # a stopped run shows where it got to
                     self._write_samples(done)
                 if done % tcfg.checkpoint_every == 0 or last or stop:
                     self._checkpoint(window, done)
@@ -519,12 +520,14 @@ class Trainer:
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))  # every rank writes its RNG state
-        replicas = self._replica_hashes()
-        acc.wait_for_everyone()
+        replicas = self._replica_hashes()  # every rank gets every rank's digests
+        diverged = any(r != replicas[0] for r in replicas)
         if acc.is_main_process:
             atomic_write_text(tmp / "replicas.json", json.dumps(replicas))
-            if any(r != replicas[0] for r in replicas):
-                raise RuntimeError(f"the processes' weights diverged at step {step}: {replicas}")
+        if diverged:  # raised on every rank: one raising alone would leave the others at a barrier
+            raise RuntimeError(f"the processes' weights diverged at step {step}: {replicas}")
+        acc.wait_for_everyone()
+        if acc.is_main_process:
             G = self.ema.model if self.ema is not None else self.G_raw
             save_generator(tmp / "generator.pt", G, self.cfg, step, ema=self.ema is not None)
             self.run.install_checkpoint(tmp, final)  # the folder appears complete or not at all
@@ -580,6 +583,8 @@ def _config_changes(saved: Path, config: Config) -> list[str]:
     except ConfigError:
         return [f"{saved} is unreadable"]
     new = _flatten(config.to_dict())
+    for same_folder in ("run.dir",):  # runs/x and ./runs/x/ name one folder: not a change
+        old.pop(same_folder, None), new.pop(same_folder, None)
     return [
         f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
         for k in sorted(old.keys() | new.keys())

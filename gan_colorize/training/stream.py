@@ -11,6 +11,8 @@ its own slice of every global batch directly.
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -58,6 +60,15 @@ class StreamBatchSampler(Sampler):
         return 2**62
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers leave SIGINT and SIGTERM to the training process. A scheduler's SIGTERM (or
+    `kill -- -PGID`) reaches the whole process group: a worker it killed would make torch raise in
+    the main process while it writes the interrupt checkpoint. Workers still end with the loader,
+    or when the main process dies (torch's watchdog)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_loader(dataset, sampler: StreamBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
     # A private generator: creating the iterator must not draw from the global torch RNG, or a
     # resumed run's dropout masks would differ from the uninterrupted run's.
@@ -69,4 +80,5 @@ def make_loader(dataset, sampler: StreamBatchSampler, workers: int, pin_memory: 
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator(),
+        worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )

@@ -370,7 +370,7 @@ def evaluation_now(study: Study, planned: PlannedRun, request: dict) -> dict | N
     """The metrics.json fields that say what was evaluated, as evaluate_run would write them now
     (resolved as it resolves them: a set fixes data, size and default metrics); None when the run
     has no checkpoint in its checkpoints/ folder to evaluate."""
-    from gan_colorize.evaluation.evaluate import resolve_data, resolve_target
+    from gan_colorize.evaluation.evaluate import resolve_target
     from gan_colorize.models.io import resolve_generator_file
 
     checkpoints = RunDir(planned.dir).list_checkpoints()
@@ -386,7 +386,7 @@ def evaluation_now(study: Study, planned: PlannedRun, request: dict) -> dict | N
         "step": checkpoints[-1][0],
         "dataset": target.dataset,
         "protocol": target.protocol,
-        "data_path": resolve_data(target.data_spec),
+        "data_path": target.data_path,
         "eval_fraction": target.data_fraction,
         "metrics": set(target.metrics),
     }
@@ -408,29 +408,31 @@ def recorded_metrics(record: dict, requested: set[str]) -> set[str]:
 SAME_EVALUATION_KEYS = ("step", "dataset", "protocol", "data_path", "eval_fraction")
 
 
-def evaluation_is_current(file: Path, now: dict) -> bool:
-    """``file`` (a metrics.json) scored the checkpoint, metrics, protocol and data of ``now``."""
+def current_evaluation(file: Path, now: dict) -> dict | None:
+    """The content of ``file`` (a metrics.json) when it scored the checkpoint, metrics, protocol
+    and data of ``now``; None otherwise."""
     from gan_colorize.evaluation.evaluate import REFERENCES_FILE
 
     try:
         record = json.loads(file.read_text())
     except (OSError, ValueError):
-        return False
+        return None
     if not isinstance(record, dict) or not (file.parent / REFERENCES_FILE).is_file():
-        return False
-    return (
+        return None
+    current = (
         isinstance(record.get("checkpoint"), str)
         and _same_path(record["checkpoint"], now["checkpoint"])
         and all(record.get(key) == now[key] for key in SAME_EVALUATION_KEYS)
         and recorded_metrics(record, now["metrics"]) == now["metrics"]
     )
+    return record if current else None
 
 
 def evaluate_planned(
     study: Study, planned: PlannedRun, device: str | None, reevaluate: bool = False
 ) -> list[dict]:
     """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows.
-    An evaluation that is current (:func:`evaluation_is_current`) is kept unless ``reevaluate``:
+    An evaluation that is current (:func:`current_evaluation`) is kept unless ``reevaluate``:
     Frechet distances on real data take minutes per run."""
     from gan_colorize.evaluation import evaluate_run
 
@@ -439,13 +441,15 @@ def evaluate_planned(
     rows = []
     for request in eval_requests(study):
         now = evaluation_now(study, planned, request)
-        file = RunDir(planned.dir).eval_dir(now["dataset"]) / "metrics.json" if now else None
-        if not reevaluate and file is not None and evaluation_is_current(file, now):
+        kept = None
+        if now is not None and not reevaluate:
+            kept = current_evaluation(RunDir(planned.dir).eval_dir(now["dataset"]) / "metrics.json", now)
+        if kept is not None:
             log.info(
                 "run %s: evaluation on %s is up to date (step %d; --reevaluate redoes it)",
                 planned.run.name, now["dataset"], now["step"],
             )  # fmt: skip
-            rows.append(json.loads(file.read_text()))
+            rows.append(kept)
         else:
             rows.append(evaluate_run(planned.dir, **request, **common))
     return rows
@@ -476,14 +480,14 @@ class StudyResult:
         return any(trow.row.partial for section in sections for trow in section.rows)
 
 
-def skip_reason(study: Study, item: PlannedRun, failed: dict[str, str]) -> str | None:
+def skip_reason(item: PlannedRun, failed: list[PlannedRun]) -> str | None:
     """Why a run cannot start: it is initialised from a run that failed (or was skipped) here."""
     source = starts_from(item)
     if source is None:
         return None
-    for name in failed:
-        if _same_path(source, study.out_dir / name):  # study.run_dir: <out>/<run name>
-            return f"skipped: its model.init_from is run {name!r}, which did not finish"
+    for earlier in failed:
+        if _same_path(source, earlier.dir):
+            return f"skipped: its model.init_from is run {earlier.run.name!r}, which did not finish"
     return None
 
 
@@ -494,8 +498,9 @@ def train_and_evaluate(
     Returns the runs that failed or were skipped ("failed: ...", "skipped: ..."). Ctrl-C stops
     everything at once."""
     failed: dict[str, str] = {}
+    failed_runs: list[PlannedRun] = []
     for item in selected:
-        reason = skip_reason(study, item, failed)
+        reason = skip_reason(item, failed_runs)
         if reason is None:
             try:
                 train_run(item, device)
@@ -506,6 +511,7 @@ def train_and_evaluate(
             except run_errors() as exc:
                 reason = f"failed: {exc}"
         failed[item.run.name] = reason
+        failed_runs.append(item)
         log.error("run %r %s", item.run.name, reason)
     return failed
 

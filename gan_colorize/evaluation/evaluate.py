@@ -307,14 +307,6 @@ def evaluated_data(config, data: str | None, eval_fraction: float | None) -> tup
     return data, eval_fraction
 
 
-def describe_data(config, data: str | None, eval_fraction: float | None) -> str:
-    """What was evaluated, for metrics.json's ``data``."""
-    data, eval_fraction = evaluated_data(config, data, eval_fraction)
-    if eval_fraction is not None:
-        return f"{data} (held-out share, eval_fraction={eval_fraction:g})"
-    return data
-
-
 def resolve_data(data: str) -> str:
     """An image folder (or file) as an absolute path, for metrics.json's ``data_path``; builtin data
     as it is. A path that does not exist is an error; a relative one says where it was looked for."""
@@ -413,6 +405,14 @@ class EvalTarget:
     protocol: dict
     data_spec: str  # what is read: a folder, an image file or builtin:skimage
     data_fraction: float | None  # the share of data_spec held out, when a run's holdout is scored
+    data_path: str  # data_spec as an absolute path (builtin data as it is): it exists
+
+    @property
+    def description(self) -> str:
+        """What was evaluated, for metrics.json's ``data``."""
+        if self.data_fraction is not None:
+            return f"{self.data_spec} (held-out share, eval_fraction={self.data_fraction:g})"
+        return self.data_spec
 
 
 def resolve_target(
@@ -423,7 +423,8 @@ def resolve_target(
     eval_set: str | Path | EvalSet | None = None,
 ) -> EvalTarget:
     """An evaluation set fixes data, size, the default metrics and the batch size; otherwise
-    ``data`` defaults to the run's evaluation data and ``size`` to its ``data.size``."""
+    ``data`` defaults to the run's evaluation data and ``size`` to its ``data.size``. Data that
+    does not exist is an error here, before anything is evaluated or removed."""
     eval_fraction = batch_size = None
     if eval_set is not None:
         es = eval_set if isinstance(eval_set, EvalSet) else load_eval_set(eval_set)
@@ -438,7 +439,7 @@ def resolve_target(
     return EvalTarget(
         data=data, size=size, dataset=dataset, eval_fraction=eval_fraction, metrics=metric_names(metrics),
         batch_size=batch_size, protocol=describe_protocol(size, config.loss.temperature, spec),
-        data_spec=data_spec, data_fraction=data_fraction,
+        data_spec=data_spec, data_fraction=data_fraction, data_path=resolve_data(data_spec),
     )  # fmt: skip
 
 
@@ -473,23 +474,13 @@ def evaluate_run(
     metric_names(metrics)  # an unknown metric fails before any loading
     loaded = load_generator(run.root, device, trust_code=trust_code)
     config = loaded.config
-    target = resolve_target(config, data, size, metrics, eval_set)
-    data, size, dataset, eval_fraction, names = (
-        target.data,
-        target.size,
-        target.dataset,
-        target.eval_fraction,
-        target.metrics,
-    )
+    target = resolve_target(config, data, size, metrics, eval_set)  # data errors before anything is removed
     batch_size = batch_size or target.batch_size or DEFAULT_BATCH_SIZE
     temperature = config.loss.temperature  # used by "bins" generators only
-    protocol = target.protocol
-    folder = run.eval_dir(dataset)
-    log.info("evaluating %s on %s (%d px) into %s", run.root, dataset, size, folder)
+    folder = run.eval_dir(target.dataset)
+    log.info("evaluating %s on %s (%d px) into %s", run.root, target.dataset, target.size, folder)
 
-    data_fraction = target.data_fraction
-    data_path = resolve_data(target.data_spec)  # data errors before anything is removed
-    images = open_eval_images(data, size, config, eval_fraction)
+    images = open_eval_images(target.data, target.size, config, target.eval_fraction)
     clear_eval_dir(folder)
     files = write_eval_images(loaded.module, images, folder, batch_size, temperature)
     pred_dir, gt_dir, input_dir = folder / PRED_SUBDIR, folder / GT_SUBDIR, folder / INPUT_SUBDIR
@@ -497,12 +488,12 @@ def evaluate_run(
 
     def row(approach: str, source: Path, **provenance) -> dict:
         pairs = [(source / f, gt_dir / f) for f in files]
-        results, missing, details = score_pairs(pairs, names, device, batch_size)
+        results, missing, details = score_pairs(pairs, target.metrics, device, batch_size)
         return result_record(
-            approach=approach, dataset=dataset, protocol=protocol, n_images=len(files), results=results,
-            missing=missing, details=details, folder=folder, pred_dir=source, gt_dir=gt_dir,
-            input_dir=input_dir, gt_sha256=gt_sha256, data=describe_data(config, data, eval_fraction),
-            data_path=data_path, eval_fraction=data_fraction, **provenance,
+            approach=approach, dataset=target.dataset, protocol=target.protocol, n_images=len(files),
+            results=results, missing=missing, details=details, folder=folder, pred_dir=source, gt_dir=gt_dir,
+            input_dir=input_dir, gt_sha256=gt_sha256, data=target.description, data_path=target.data_path,
+            eval_fraction=target.data_fraction, **provenance,
         )  # fmt: skip
 
     record = row(
@@ -514,7 +505,10 @@ def evaluate_run(
         step=int(loaded.step),
         ema=bool(loaded.ema),
     )
-    references = {"dataset": dataset, "rows": [row(GROUND_TRUTH, gt_dir), row(GREYSCALE_INPUT, input_dir)]}
+    references = {
+        "dataset": target.dataset,
+        "rows": [row(GROUND_TRUTH, gt_dir), row(GREYSCALE_INPUT, input_dir)],
+    }
     write_json(folder / REFERENCES_FILE, references)
     metrics_file = write_json(folder / METRICS_FILE, record)
     return {**record, "metrics_file": str(metrics_file), "references_file": str(folder / REFERENCES_FILE)}

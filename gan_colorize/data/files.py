@@ -71,8 +71,10 @@ def _walk(root: Path) -> tuple[list[Path], dict[str, int]]:
 def _is_readable_kind(entry: os.DirEntry) -> bool:
     """Regular files and dangling links (which screening reports as unreadable) are listed; a
     FIFO, socket or device with an image name is not: opening it would block or read forever."""
-    if entry.is_file() or entry.is_dir():
-        return entry.is_file()
+    if entry.is_file():
+        return True
+    if entry.is_dir():  # a folder named like an image
+        return False
     try:
         os.stat(entry.path)
     except OSError:

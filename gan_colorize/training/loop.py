@@ -579,12 +579,13 @@ def _config_changes(saved: Path, config: Config) -> list[str]:
     if not saved.is_file():
         return []
     try:
-        old = _flatten(read_yaml(saved))
+        old = _settings(read_yaml(saved))
     except ConfigError:
         return [f"{saved} is unreadable"]
-    new = _flatten(config.to_dict())
-    for same_folder in ("run.dir",):  # runs/x and ./runs/x/ name one folder: not a change
-        old.pop(same_folder, None), new.pop(same_folder, None)
+    new = _settings(config.to_dict())
+    # runs/x and ./runs/x/ name one folder: not a change
+    old.pop("run.dir", None)
+    new.pop("run.dir", None)
     return [
         f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
         for k in sorted(old.keys() | new.keys())
@@ -592,14 +593,14 @@ def _config_changes(saved: Path, config: Config) -> list[str]:
     ]
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and prefix.count(".") < 1:  # sections, not the component specs inside
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def _settings(config: dict) -> dict:
+    """{'section.key': value} of a config dict; component specs (model.generator) stay whole."""
+    return {
+        f"{section}.{key}": value
+        for section, values in config.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+    }
 
 
 def _all_reduce(t: torch.Tensor, op: str) -> torch.Tensor:

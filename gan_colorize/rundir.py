@@ -22,6 +22,7 @@ from pathlib import Path
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 _REPLACED, _PRUNED = ".replaced_", ".pruned_"  # hidden names of checkpoints on their way out
+_STAGING = ".tmp_"  # hidden name of a checkpoint being written
 # read once, at import: the umask can only be read by setting it, and setting it is process-wide
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -92,6 +93,11 @@ class RunDir:
     def checkpoint_dir(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:08d}"
 
+    def staging_dir(self, step: int) -> Path:
+        """Where the checkpoint of ``step`` is written before :meth:`install_checkpoint` names it."""
+        final = self.checkpoint_dir(step)
+        return final.with_name(f"{_STAGING}{final.name}")
+
     def list_checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints (a half-written one is a hidden temporary folder), oldest first."""
         if not self.checkpoints.is_dir():
@@ -131,7 +137,7 @@ class RunDir:
 
     def sweep_checkpoints(self) -> None:
         """Clear what a killed checkpoint write leaves (call before a run starts, on one process):
-        ``.tmp_`` folders (incomplete), pruned folders, temporary files of atomic writes; a
+        staging folders (incomplete), pruned folders, temporary files of atomic writes; a
         replaced checkpoint whose successor never got its name is restored."""
         if not self.checkpoints.is_dir():
             return
@@ -139,7 +145,7 @@ class RunDir:
             name = child.name
             if name.startswith(_REPLACED) and not (child.parent / name[len(_REPLACED) :]).exists():
                 child.rename(child.parent / name[len(_REPLACED) :])
-            elif name.startswith((_REPLACED, _PRUNED, ".tmp_step_")):
+            elif name.startswith((_REPLACED, _PRUNED, _STAGING)):
                 shutil.rmtree(child, ignore_errors=True)
             elif name.startswith(".") and name.endswith(".tmp") and child.is_file():
                 child.unlink(missing_ok=True)

@@ -515,7 +515,7 @@ class Trainer:
         if bad is not None and self.cfg.train.stop_on_nonfinite:
             self._raise_nonfinite(*bad)
         final = self.run.checkpoint_dir(step)
-        tmp = final.with_name(f".tmp_{final.name}")
+        tmp = self.run.staging_dir(step)
         if acc.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()

@@ -29,7 +29,11 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
-OBJECTIVES = ("regression", "classification", "gan")
+# keys that were renamed: reading an old config says what to write instead
+RENAMED = {
+    "loss.gan_mode": "loss.adversarial: {type: vanilla|lsgan|hinge|wgan|relativistic_average} "
+    "(e.g. --set 'loss.adversarial={type: hinge}')",
+}
 
 
 @dataclass
@@ -60,9 +64,12 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    objective: str = "gan"  # regression | classification | gan
+    objective: str = "gan"  # regression | classification | gan (OBJECTIVES), or module:Class
     regression: str = "l1"  # l1 | l2 (regression objective, and the reconstruction term of gan)
-    gan_mode: str = "vanilla"  # vanilla | lsgan | hinge
+    # gan: the adversarial loss (ADVERSARIAL_LOSSES: vanilla | lsgan | hinge | wgan |
+    # relativistic_average, or module:Class) and D's regularizers (REGULARIZERS: r1, gradient_penalty)
+    adversarial: dict = field(default_factory=lambda: {"type": "vanilla"})
+    regularizers: list[dict] = field(default_factory=list)  # e.g. [{type: r1, gamma: 1, interval: 16}]
     lambda_l1: float = 100.0  # pix2pix's default
     lambda_adv: float = 1.0
     lambda_perc: float = 0.0
@@ -86,6 +93,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # constant | linear_decay (pix2pix: linear to 0 over the 2nd half)
     warmup_l1_steps: int = 0  # gan: generator-only reconstruction steps before the adversarial phase
+    d_steps_per_g_step: int = 1  # gan: discriminator updates (each on its own batch) per generator update
     ema_decay: float = 0.999  # 0 disables the EMA generator
     ema_start: int = 0
     grad_accum: int = 1
@@ -125,25 +133,18 @@ class Config:
         return dataclasses.asdict(self)
 
     def validate(self) -> Config:
-        if self.loss.objective not in OBJECTIVES:
-            raise ConfigError(
-                f"loss.objective: {self.loss.objective!r} is not one of {OBJECTIVES}"
-                f"{closest(self.loss.objective, OBJECTIVES)}"
-            )
+        """The schema's own checks (values, ranges); no component is looked up, nothing imported:
+        also run on configs read from checkpoints. :func:`check_components` does the rest."""
         _one_of("loss.regression", self.loss.regression, ("l1", "l2"))
-        _one_of("loss.gan_mode", self.loss.gan_mode, ("vanilla", "lsgan", "hinge"))
         _one_of("loss.prior", self.loss.prior, ("train", "imagenet"))
         _one_of("data.crop", self.data.crop, ("random_resized", "random"))
         if self.train.mixed_precision is not None:
             _one_of("train.mixed_precision", self.train.mixed_precision, ("no", "bf16", "fp16"))
         _one_of("train.lr_schedule", self.train.lr_schedule, ("constant", "linear_decay"))
         _one_of("train.compile_mode", self.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))
-        if self.loss.objective == "gan" and not self.model.discriminator:
-            raise ConfigError("loss.objective is 'gan' but model.discriminator is not set")
-        for spec_name in ("generator", "discriminator"):
-            spec = getattr(self.model, spec_name)
-            if spec is not None and "type" not in spec:
-                raise ConfigError(f"model.{spec_name} needs a 'type:' key, got {spec!r}")
+        for where, spec in self.component_specs():
+            if not isinstance(spec, dict) or "type" not in spec:
+                raise ConfigError(f"{where} needs a 'type:' key, got {spec!r}")
         if self.loss.lambda_perc > 0 and not self.loss.perceptual:
             raise ConfigError("loss.lambda_perc > 0 needs loss.perceptual: {type: vgg16|lpips|...}")
         self._check_ranges()
@@ -159,6 +160,7 @@ class Config:
             "train.sample_every": (t.sample_every, 1), "train.checkpoint_every": (t.checkpoint_every, 1),
             "train.keep_checkpoints": (t.keep_checkpoints, 0), "train.seed": (t.seed, 0),
             "train.warmup_l1_steps": (t.warmup_l1_steps, 0), "train.ema_start": (t.ema_start, 0),
+            "train.d_steps_per_g_step": (t.d_steps_per_g_step, 1),
             "model.freeze_encoder_steps": (self.model.freeze_encoder_steps, 0),
             "loss.prior_samples": (lo.prior_samples, 1), "loss.soft_neighbours": (lo.soft_neighbours, 1),
         }  # fmt: skip
@@ -179,6 +181,51 @@ class Config:
             _in_range(f"loss.{name}", getattr(lo, name), 0.0, math.inf)
         if lo.temperature == 0 or lo.soft_sigma == 0:
             raise ConfigError("loss.temperature and loss.soft_sigma must be positive")
+
+    def component_specs(self) -> list[tuple[str, dict]]:
+        """(config key, spec) of every component spec that is set (not the objective, a bare name)."""
+        specs = [("model.generator", self.model.generator), ("model.discriminator", self.model.discriminator)]
+        specs += [("loss.perceptual", self.loss.perceptual), ("loss.adversarial", self.loss.adversarial)]
+        specs += [(f"loss.regularizers[{i}]", spec) for i, spec in enumerate(self.loss.regularizers)]
+        return [(where, spec) for where, spec in specs if spec is not None]
+
+
+def check_components(config: Config, allow_import: bool = True) -> Config:
+    """Every component the config names exists and takes the arguments given (registered name or
+    importable ``module:Class``, arguments against its constructor), and the objective accepts the
+    settings: a typo fails when the config is read, not after the data was screened or, in a
+    study, after the runs before it trained. Imports ``module:Class`` names (``allow_import``):
+    for configs the user runs, not for ones read from files."""
+    from gan_colorize.losses.perceptual import LOSS_OPTIONS
+    from gan_colorize.registry import (
+        ADVERSARIAL_LOSSES,
+        DISCRIMINATORS,
+        FEATURE_NETS,
+        GENERATORS,
+        OBJECTIVES,
+        REGULARIZERS,
+        RegistryError,
+    )
+
+    registries = {
+        "model.generator": GENERATORS, "model.discriminator": DISCRIMINATORS,
+        "loss.perceptual": FEATURE_NETS, "loss.adversarial": ADVERSARIAL_LOSSES,
+    }  # fmt: skip
+    try:
+        objective = OBJECTIVES.check(
+            config.loss.objective, "loss.objective", allow_import=allow_import, given={"context"}
+        )
+        for where, spec in config.component_specs():
+            if where == "loss.perceptual":  # the loss's own options sit beside the network's arguments
+                spec = {k: v for k, v in spec.items() if k not in LOSS_OPTIONS}
+            registry = REGULARIZERS if where.startswith("loss.regularizers") else registries[where]
+            registry.check(spec, where, allow_import=allow_import)
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    check = getattr(objective, "check_config", None)
+    if check is not None:
+        check(config)
+    return config
 
 
 def _in_range(name: str, value: float, low: float, high: float, open_high: bool = False) -> None:
@@ -252,6 +299,8 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
+        if path in RENAMED:
+            raise ConfigError(f"config key {path!r} was replaced by {RENAMED[path]}")
         if key not in names:
             raise ConfigError(
                 f"unknown config key {path!r}{closest(str(key), names)}; valid: {', '.join(names)}"
@@ -314,7 +363,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
     data = read_yaml(path) if path else {}
     try:
-        return from_dict(apply_overrides(data, overrides or []))
+        return check_components(from_dict(apply_overrides(data, overrides or [])))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 

@@ -142,6 +142,29 @@ class Registry:
         check_arguments(factory, kwargs, f"{self.kind} {spec['type']!r}")
         return factory(**kwargs)
 
+    def check(
+        self, spec: str | Mapping[str, Any], where: str, /, allow_import: bool = True, given=()
+    ) -> Callable:
+        """What :meth:`build` would refuse, found without building: the name (registered, or an
+        importable ``module:Class``), unknown arguments and missing required ones. ``given``: the
+        arguments the caller adds itself. Raises RegistryError prefixed with ``where``; returns the
+        factory."""
+        try:
+            if isinstance(spec, str):
+                spec = {"type": spec}
+            if not isinstance(spec, Mapping) or "type" not in spec:
+                raise RegistryError(f"a {self.kind} spec needs a 'type:' key, got {spec!r}")
+            if not isinstance(spec["type"], str):
+                raise RegistryError(f"'type' must be a string, got {spec['type']!r}")
+            factory = self.get(spec["type"], allow_import=allow_import)
+            kwargs = {k: v for k, v in spec.items() if k != "type"}
+            what = f"{self.kind} {spec['type']!r}"
+            check_arguments(factory, kwargs, what)
+            check_required(factory, set(kwargs) | set(given), what)
+        except RegistryError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        return factory
+
 
 def check_arguments(factory: Callable, kwargs: Mapping[str, Any], what: str) -> None:
     """Reject keyword arguments the factory does not take, suggesting the closest one."""
@@ -160,6 +183,23 @@ def check_arguments(factory: Callable, kwargs: Mapping[str, Any], what: str) -> 
             )
 
 
+def check_required(factory: Callable, given: set[str], what: str) -> None:
+    """Reject a spec that leaves out an argument the factory requires."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    missing = [
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and n not in given
+    ]
+    if missing:
+        raise RegistryError(f"{what} needs the argument(s) {', '.join(missing)}")
+
+
 GENERATORS = Registry("generator", ("gan_colorize.models.unet", "gan_colorize.models.zhang"))
 DISCRIMINATORS = Registry("discriminator", ("gan_colorize.models.discriminators",))
 LOSSES = Registry(
@@ -172,3 +212,6 @@ LOSSES = Registry(
 )
 METRICS = Registry("metric", ("gan_colorize.metrics",))
 FEATURE_NETS = Registry("feature network", ("gan_colorize.losses.perceptual",))
+ADVERSARIAL_LOSSES = Registry("adversarial loss", ("gan_colorize.losses.adversarial",))
+REGULARIZERS = Registry("regularizer", ("gan_colorize.losses.regularizers",))
+OBJECTIVES = Registry("objective", ("gan_colorize.training.objectives", "gan_colorize.training.gan"))

@@ -12,11 +12,14 @@ RUN/
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +57,42 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+class RunLockedError(RuntimeError):
+    """A run folder held by another training process."""
+
+
+class RunLock:
+    """Who trains a run folder: ``RUN/.lock``, held with ``flock`` for the life of the process and
+    naming its holder (pid, host, start time). The kernel drops the lock when the holder dies (also
+    on kill -9), so a stale file is simply re-taken; flock works on local disks and NFSv4."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a+")  # noqa: SIM115 (held open: the lock lives with the descriptor)
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise RunLockedError(
+                f"run folder {path.parent} is being trained by {holder}; wait for it to end or choose "
+                "another --run-dir"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(
+            f"pid {os.getpid()} on host {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+
 class RunDir:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -82,6 +121,14 @@ class RunDir:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    def lock(self) -> RunLock:
+        """Hold the folder for one training process (raises RunLockedError naming the holder)."""
+        return RunLock(self.lock_file)
 
     def eval_dir(self, dataset: str) -> Path:
         return self.root / "eval" / safe_name(dataset)

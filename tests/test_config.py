@@ -42,7 +42,16 @@ def test_unknown_section_suggests():
         ("train.channels_last=1", "expected true/false"),
         ("data.batch_size=true", "expected an integer"),
         ("loss.objective=gann", "did you mean 'gan'"),
-        ("loss.gan_mode=lsgn", "did you mean 'lsgan'"),
+        ("loss.adversarial={type: lsgn}", "loss.adversarial: unknown adversarial loss 'lsgn'.*'lsgan'"),
+        ("loss.gan_mode=lsgan", "'loss.gan_mode' was replaced by loss.adversarial"),
+        ("model.discriminator={type: patchgna}", "model.discriminator: unknown discriminator 'patchgna'"),
+        ("model.discriminator={type: patchgan, n_layer: 2}", "takes no argument 'n_layer'.*'n_layers'"),
+        ("loss.regularizers=[{type: r2}]", r"loss.regularizers\[0\]: unknown regularizer 'r2'.*'r1'"),
+        ("loss.regularizers=[{type: r1, gama: 1}]", "takes no argument 'gama'.*'gamma'"),
+        ("loss.objective=no_such_module_xyz:Obj", "cannot import module 'no_such_module_xyz'"),
+        ("model.generator={type: unet, widht: 8}", "'widht'.*'width'"),
+        ("train.d_steps_per_g_step=0", "train.d_steps_per_g_step: 0 is below its minimum 1"),
+        ("train.warmup_l1_steps=20000", r"train.warmup_l1_steps \(20000\) >= train.steps \(20000\)"),
         ("data.scale=3", "expected a list"),
         # values that used to pass and then crash late or silently do nothing
         ("train.log_every=0", "train.log_every: 0 is below its minimum 1"),
@@ -64,7 +73,7 @@ def test_unknown_section_suggests():
 )
 def test_wrong_values_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(None, [override, "model.discriminator={type: patchgan}"])
+        load_config(None, ["model.discriminator={type: patchgan}", override])
 
 
 def test_gan_without_discriminator_is_an_error():

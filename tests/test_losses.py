@@ -7,8 +7,8 @@ import torch.nn.functional as F
 import torchvision
 
 from gan_colorize.color.lab import lab_norm_to_rgb
-from gan_colorize.losses import GANLoss, IncompatibleWeightsError, PerceptualLoss, reconstruction_loss
-from gan_colorize.registry import FEATURE_NETS, LOSSES
+from gan_colorize.losses import IncompatibleWeightsError, PerceptualLoss, reconstruction_loss
+from gan_colorize.registry import ADVERSARIAL_LOSSES, FEATURE_NETS, LOSSES, REGULARIZERS, RegistryError
 from gan_colorize.weights import MissingWeightsError
 
 # --------------------------------------------------------------------------- adversarial
@@ -18,6 +18,10 @@ LN2, LN3 = math.log(2), math.log(3)
 
 def t(*values):
     return torch.tensor([values])
+
+
+def adversarial(name: str):
+    return ADVERSARIAL_LOSSES.build({"type": name})
 
 
 @pytest.mark.parametrize(
@@ -30,58 +34,140 @@ def t(*values):
         ("lsgan", t(1.0, 0.0, 3.0), t(0.0, 1.0, -1.0), 7 / 6, 5 / 3),
         # D = mean(0, 0.5, 2) + mean(0, 1, 2) = 5/6 + 1 = 11/6 (not halved);  G = -mean(-2, 0, 1) = 1/3
         ("hinge", t(2.0, 0.5, -1.0), t(-2.0, 0.0, 1.0), 11 / 6, 1 / 3),
+        # WGAN: D = mean(fake) - mean(real) = 0 - 1 = -1;  G = -mean(fake) = 0
+        ("wgan", t(2.0, 0.5, 0.5), t(-2.0, 0.0, 2.0), -1.0, 0.0),
     ],
 )
-def test_gan_loss_values_against_hand_computed(mode, real, fake, d_expected, g_expected):
-    gan = LOSSES.build({"type": "gan", "mode": mode})
-    assert isinstance(gan, GANLoss)
-    assert gan.d_loss(real, fake).item() == pytest.approx(d_expected, rel=1e-6)
-    assert gan.g_loss(fake).item() == pytest.approx(g_expected, rel=1e-6)
+def test_adversarial_loss_values_against_hand_computed(mode, real, fake, d_expected, g_expected):
+    loss = adversarial(mode)
+    assert loss.d_loss(real, fake).item() == pytest.approx(d_expected, rel=1e-6, abs=1e-7)
+    assert loss.g_loss(real, fake).item() == pytest.approx(g_expected, rel=1e-6, abs=1e-7)
 
 
-@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge"])
-def test_gan_loss_over_scales_is_the_mean_of_per_scale_losses(mode):
+def test_relativistic_average_against_esrgan_formula():
+    # ESRGAN (Wang et al. 2018, eq. 1-2): D_Ra(a, b) = sigmoid(C(a) - mean C(b));
+    # L_D = -E[log D_Ra(real, fake)] - E[log(1 - D_Ra(fake, real))], L_G the same with the labels
+    # swapped; both halves averaged as ESRGAN's code does
+    gen = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(4, 1, 3, 3, generator=gen), torch.randn(4, 1, 3, 3, generator=gen) - 1
+    d_ra_real = torch.sigmoid(real - fake.mean())
+    d_ra_fake = torch.sigmoid(fake - real.mean())
+    d_ref = 0.5 * (-torch.log(d_ra_real).mean() - torch.log(1 - d_ra_fake).mean())
+    g_ref = 0.5 * (-torch.log(1 - d_ra_real).mean() - torch.log(d_ra_fake).mean())
+    loss = adversarial("relativistic_average")
+    assert loss.d_loss(real, fake).item() == pytest.approx(d_ref.item(), rel=1e-5)
+    assert loss.g_loss(real, fake).item() == pytest.approx(g_ref.item(), rel=1e-5)
+    # G's loss depends on D(real) (what makes it relativistic): raising the real logits lowers
+    # D_Ra(fake, real) and so raises G's loss
+    assert loss.g_loss(real + 1, fake).item() > loss.g_loss(real, fake).item()
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge", "wgan", "relativistic_average"])
+def test_adversarial_loss_over_scales_is_the_mean_of_per_scale_losses(mode):
     gen = torch.Generator().manual_seed(0)
     reals = [torch.randn(2, 1, s, s, generator=gen) for s in (8, 4, 2)]
     fakes = [torch.randn(2, 1, s, s, generator=gen) for s in (8, 4, 2)]
-    gan = GANLoss(mode)
-    d_each = [gan.d_loss(r, f) for r, f in zip(reals, fakes)]
-    g_each = [gan.g_loss(f) for f in fakes]
-    assert gan.d_loss(reals, fakes).item() == pytest.approx(sum(d_each).item() / 3, rel=1e-6)
-    assert gan.g_loss(tuple(fakes)).item() == pytest.approx(sum(g_each).item() / 3, rel=1e-6)
+    loss = adversarial(mode)
+    d_each = [loss.d_loss(r, f) for r, f in zip(reals, fakes)]
+    g_each = [loss.g_loss(r, f) for r, f in zip(reals, fakes)]
+    assert loss.d_loss(reals, fakes).item() == pytest.approx(sum(d_each).item() / 3, rel=1e-6)
+    assert loss.g_loss(reals, tuple(fakes)).item() == pytest.approx(sum(g_each).item() / 3, rel=1e-6)
     assert len({round(x.item(), 6) for x in d_each}) == 3  # the scales differ, so the mean means something
 
 
-@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge"])
-def test_gan_loss_gradient_signs(mode):
-    gan = GANLoss(mode)
+@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge", "wgan", "relativistic_average"])
+def test_adversarial_loss_gradient_signs(mode):
+    loss = adversarial(mode)
     # logits inside every loss's active region (hinge: |x| < 1; lsgan: real < 1, fake > 0)
     real = torch.tensor([0.3, 0.5, 0.1], requires_grad=True)
     fake = torch.tensor([0.2, 0.4, 0.6], requires_grad=True)
-    gan.d_loss(real, fake).backward()
+    loss.d_loss(real, fake).backward()
     assert (real.grad < 0).all(), "raising D's score on real images must lower D's loss"
     assert (fake.grad > 0).all(), "raising D's score on fakes must raise D's loss"
     fake.grad = None
-    gan.g_loss(fake).backward()
+    loss.g_loss(real.detach(), fake).backward()
     assert (fake.grad < 0).all(), "raising D's score on fakes must lower G's loss"
 
 
-def test_gan_loss_computes_in_float32_under_bf16():
+def test_adversarial_loss_computes_in_float32_under_bf16():
     real = torch.tensor([[3.1, -0.7, 0.2]])
     fake = torch.tensor([[-2.3, 0.9, -0.1]])
-    gan = GANLoss("vanilla")
-    loss = gan.d_loss(real.bfloat16(), fake.bfloat16())
-    assert loss.dtype == torch.float32
-    assert loss.item() == pytest.approx(gan.d_loss(real.bfloat16().float(), fake.bfloat16().float()).item())
+    loss = adversarial("vanilla")
+    value = loss.d_loss(real.bfloat16(), fake.bfloat16())
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(loss.d_loss(real.bfloat16().float(), fake.bfloat16().float()).item())
 
 
-def test_gan_loss_rejects_bad_input():
-    with pytest.raises(ValueError, match="unknown GAN loss mode 'wgan'"):
-        GANLoss("wgan")
+def test_adversarial_loss_rejects_bad_input():
+    with pytest.raises(RegistryError, match="unknown adversarial loss 'wgn'.*did you mean 'wgan'"):
+        adversarial("wgn")
     with pytest.raises(ValueError, match="2 scales but fake_logits has 1"):
-        GANLoss().d_loss([torch.zeros(1), torch.zeros(1)], [torch.zeros(1)])
+        adversarial("vanilla").d_loss([torch.zeros(1), torch.zeros(1)], [torch.zeros(1)])
     with pytest.raises(ValueError, match="empty"):
-        GANLoss().g_loss([])
+        adversarial("vanilla").g_loss([], [])
+
+
+# --------------------------------------------------------------------------- regularizers
+
+
+class TinyD(torch.nn.Module):
+    """A conditional D(L, ab) small enough for a float64 reference."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, L, ab):
+        return self.conv(torch.cat([L, ab], 1)) ** 2  # non-linear: the gradient depends on ab
+
+
+def test_r1_value_and_gradient_against_autograd_reference():
+    torch.manual_seed(0)
+    D = TinyD().double()
+    L, ab = torch.randn(3, 1, 5, 5).double(), torch.randn(3, 2, 5, 5).double()
+    r1 = REGULARIZERS.build({"type": "r1", "gamma": 4.0, "interval": 1})
+    penalty = r1(D, L, ab)
+    # reference: per-sample gradients of D's summed logits w.r.t. ab, one sample at a time
+    ref = 0
+    for i in range(3):
+        x = ab[i : i + 1].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(D(L[i : i + 1], x).sum(), x, create_graph=True)
+        ref = ref + g.square().sum()
+    ref = 4.0 / 2 * ref / 3
+    torch.testing.assert_close(penalty, ref)
+    grads = torch.autograd.grad(penalty, list(D.parameters()))
+    ref_grads = torch.autograd.grad(ref, list(D.parameters()))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+    assert all(g.abs().sum() > 0 for g in grads)  # the double backward reaches D's weights
+
+
+def test_lazy_r1_is_scaled_by_its_interval():
+    torch.manual_seed(0)
+    D = TinyD()
+    L, ab = torch.randn(2, 1, 4, 4), torch.randn(2, 2, 4, 4)
+    every = REGULARIZERS.build({"type": "r1", "gamma": 1.0, "interval": 1})(D, L, ab)
+    lazy = REGULARIZERS.build({"type": "r1", "gamma": 1.0, "interval": 16})(D, L, ab)
+    torch.testing.assert_close(lazy, 16 * every)
+
+
+def test_gradient_penalty_against_its_formula():
+    # a linear critic D(L, ab) = w . ab has the gradient w everywhere: penalty = weight * (|w| - 1)^2
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.full((1, 2, 2, 2), 0.25))
+
+        def forward(self, L, ab):
+            return (ab * self.w).sum(dim=(1, 2, 3))
+
+    D = Linear()
+    real, fake = torch.randn(4, 2, 2, 2), torch.randn(4, 2, 2, 2)
+    norm = D.w.detach().norm().item()  # sqrt(8 * 0.0625)
+    gp = REGULARIZERS.build({"type": "gradient_penalty", "weight": 10.0})(
+        D, torch.zeros(4, 1, 2, 2), real, fake
+    )
+    assert gp.item() == pytest.approx(10.0 * (norm - 1) ** 2, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- reconstruction

@@ -12,7 +12,6 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 from PIL import Image
-from safetensors.torch import load_file
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan_colorize.config import ConfigError, load_config
@@ -35,7 +34,17 @@ FAST = [
     "train.checkpoint_every=1000",
     "train.deterministic=true",
     "run.tensorboard=false",
+    "train.warmup_l1_steps=0",  # the tiny GAN's warm-up of 100 steps would outlast these short runs
 ]
+
+
+def free_port() -> str:
+    """A port no other test run on this machine is using now (a fixed one collides when two suites run)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
 
 
 def tiny(name: str, tmp_path: Path, *overrides: str):
@@ -113,8 +122,16 @@ def _interrupt_at(monkeypatch, at_step: int):
     monkeypatch.setattr(loop_module.LossWindow, "add", add)
 
 
-def test_interrupted_gan_run_resumes_to_identical_weights(tmp_path, monkeypatch):
-    overrides = ["train.steps=6", "train.checkpoint_every=100"]
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        # a lazy regularizer phase and two D phases per step: resume must land on the same phases
+        ["loss.regularizers=[{type: r1, gamma: 1.0, interval: 2}]", "train.d_steps_per_g_step=2"],
+    ],
+)
+def test_interrupted_gan_run_resumes_to_identical_weights(extra, tmp_path, monkeypatch):
+    overrides = ["train.steps=6", "train.checkpoint_every=100", *extra]
     straight = train(tiny("unet_gan", tmp_path / "a", *overrides))
 
     _interrupt_at(monkeypatch, 3)
@@ -128,9 +145,13 @@ def test_interrupted_gan_run_resumes_to_identical_weights(tmp_path, monkeypatch)
     assert a.name == b.name == "step_00000006"
     for ga, gb in zip(state(a / "generator.pt").values(), state(b / "generator.pt").values()):
         assert torch.equal(ga, gb)
-    for model_file in ("model.safetensors", "model_1.safetensors"):  # G and D as accelerate saved them
-        sa, sb = load_file(a / model_file), load_file(b / model_file)
-        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    sa, sb = (torch.load(c / "training_state.pt", weights_only=True) for c in (a, b))
+    assert set(sa["networks"]) == {"G", "D"}
+    for name in ("G", "D"):  # both networks, and both optimizers' moments
+        na, nb = sa["networks"][name], sb["networks"][name]
+        assert na.keys() == nb.keys() and all(torch.equal(na[k], nb[k]) for k in na)
+        ma, mb = sa["optimizers"][name]["state"], sb["optimizers"][name]["state"]
+        assert all(torch.equal(ma[i]["exp_avg"], mb[i]["exp_avg"]) for i in ma)
     assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3, 4, 5, 6]
 
 
@@ -197,6 +218,11 @@ def test_crash_and_resume_logs_every_step_once(tmp_path, monkeypatch):
     "name, extra",
     [
         ("unet_gan", []),
+        # a lazy R1 phase (double backward through DDP) and two D updates per G update
+        (
+            "unet_gan",
+            ["loss.regularizers=[{type: r1, gamma: 1.0, interval: 2}]", "train.d_steps_per_g_step=2"],
+        ),
         # the copied encoder frozen for 2 steps: an lr-0 group, no requires_grad change under DDP
         ("unet_zhang_gan", ["model.init_from=null", "model.freeze_encoder_steps=2"]),
     ],
@@ -204,7 +230,8 @@ def test_crash_and_resume_logs_every_step_once(tmp_path, monkeypatch):
 def test_two_process_gan_run_keeps_replicas_identical(name, extra, tmp_path):
     run_dir = tmp_path / "ddp"
     overrides = FAST + ["train.steps=4", "train.checkpoint_every=2", *extra]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", free_port()]
     cmd += [str(REPO / "train.py"), "--config", str(TINY / f"{name}.yaml"), "--run-dir", str(run_dir)]
     cmd += sum((["--set", o] for o in overrides), [])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -223,8 +250,9 @@ def test_compiled_gan_run_checkpoints_plain_keys_and_resumes_uncompiled(tmp_path
     cfg = tiny("unet_gan", tmp_path, "train.steps=2", "train.warmup_l1_steps=1", "train.compile=true")
     run = train(cfg)
     assert set(run.read_metrics()[-1]) >= {"loss/d", "loss/g_adv", "loss/l1"}
-    for model_file in ("model.safetensors", "model_1.safetensors"):  # G, D
-        keys = load_file(run.latest_checkpoint() / model_file).keys()
+    networks = torch.load(run.latest_checkpoint() / "training_state.pt", weights_only=True)["networks"]
+    for name in ("G", "D"):
+        keys = networks[name].keys()
         assert keys and not any(k.startswith("_orig_mod.") for k in keys)
     resumed = train(tiny("unet_gan", tmp_path, "train.steps=3", "train.compile=false"), resume="latest")
     assert [r["step"] for r in resumed.read_metrics()] == [1, 2, 3]
@@ -260,7 +288,7 @@ def test_a_training_step_makes_the_host_wait_for_nothing(name, tmp_path):
             window.add(trainer.train_step([batch], step), step + 1)
         with HostTraffic() as traffic:
             window.add(trainer.train_step([batch], 2), 3)
-        assert trainer.state.step == 3
+        assert trainer.step == 3
         assert traffic.seen == []
     finally:
         AcceleratorState._reset_state()
@@ -277,7 +305,7 @@ def test_bf16_reaches_generator_discriminator_and_feature_network(tmp_path):
     )
     try:
         dtypes = {}
-        nets = {"G": trainer.G_raw, "D": trainer.D_raw, "features": trainer.perceptual}
+        nets = {"G": trainer.G_raw, "D": trainer.raw["D"], "features": trainer.objective.perceptual}
         for name, net in nets.items():
 
             def record(module, inputs, out, name=name):
@@ -334,7 +362,7 @@ def test_generator_step_sees_the_discriminator_as_its_own_step_trained_it(tmp_pa
     trainer = Trainer(tiny("unet_gan", tmp_path, "train.warmup_l1_steps=0", "train.lr_d=0"))
     try:
         calls = []
-        trainer.D_raw.register_forward_hook(lambda m, args, out: calls.append(out.detach().clone()))
+        trainer.raw["D"].register_forward_hook(lambda m, args, out: calls.append(out.detach().clone()))
         batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
         trainer.train_step([batch], 0)
         d_step, g_step = calls  # lr_d = 0: D's weights are the same in both calls
@@ -354,7 +382,9 @@ def test_config_yaml_stays_the_one_the_weights_were_trained_with(tmp_path, caplo
     assert "run" in caplog.text and "finished" in caplog.text and "train.lr_g: 0.001 -> 0.5" in caplog.text
     # continued with changed settings: the new config is written, the old one kept beside it
     kept = path.with_name("config_until_step_00000002.yaml")
-    loop_module.Trainer(tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.5"), resume="latest")
+    loop_module.Trainer(
+        tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.5"), resume="latest"
+    ).close()
     AcceleratorState._reset_state()  # a resume that crashed before its first checkpoint
     train(tiny("regression", tmp_path, "train.steps=3", "train.lr_g=0.7"), resume="latest")
     assert load_config(path).train.lr_g == 0.7
@@ -391,3 +421,95 @@ def test_sigterm_to_the_process_group_still_writes_the_checkpoint(tmp_path):
     assert proc.returncode == 130, out[-3000:]
     ((step, _),) = RunDir(run_dir).list_checkpoints()
     assert step >= 3 and not list((run_dir / "checkpoints").glob(".tmp_*"))
+
+
+def count_optimizer_steps(trainer: Trainer) -> dict[str, int]:
+    counts = dict.fromkeys(trainer.optimizers, 0)
+    for name, opt in trainer.optimizers.items():
+        inner = getattr(opt, "optimizer", opt)  # accelerate's wrapper
+
+        def hook(optimizer, args, kwargs, name=name):
+            counts[name] += 1
+
+        inner.register_step_post_hook(hook)
+    return counts
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ([], {"G": 4, "D": 4}),
+        (["train.d_steps_per_g_step=2"], {"G": 4, "D": 8}),
+        # lazy R1 every 2 steps: a Dreg phase of its own at steps 0 and 2
+        (["loss.regularizers=[{type: r1, gamma: 1.0, interval: 2}]"], {"G": 4, "D": 6}),
+        # R1 at interval 1 rides in D's own phase (one update), as WGAN-GP does
+        (["loss.regularizers=[{type: gradient_penalty}]", "loss.adversarial={type: wgan}"], {"G": 4, "D": 4}),
+    ],
+)
+def test_gan_phases_step_each_optimizer_as_configured(extra, expected, tmp_path):
+    trainer = Trainer(tiny("unet_gan", tmp_path, "train.steps=4", *extra))
+    try:
+        counts = count_optimizer_steps(trainer)
+        batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        terms = {}
+        for step in range(4):
+            terms.update(trainer.train_step([batch] * trainer.batches_per_step, step))
+        assert counts == expected
+        if "interval: 2" in " ".join(extra):
+            assert "d_r1" in terms
+        if "gradient_penalty" in " ".join(extra):
+            assert "d_gradient_penalty" in terms
+    finally:
+        trainer.close()
+        AcceleratorState._reset_state()
+
+
+def test_d_steps_per_g_step_draws_a_batch_per_discriminator_update(tmp_path):
+    trainer = Trainer(tiny("unet_gan", tmp_path, "train.steps=2", "train.d_steps_per_g_step=3"))
+    try:
+        seen = []
+        trainer.raw["D"].register_forward_hook(lambda m, args, out: seen.append(args[1][:4].clone()))
+        batches = [torch.full((4, 3, 32, 32), v, dtype=torch.uint8) for v in (10, 120, 240)]
+        batches = [b.clone().index_fill_(1, torch.tensor([0]), v) for b, v in zip(batches, (200, 30, 90))]
+        trainer.train_step(batches, 0)
+        # D phases on batches 0, 1, 2, then G's phase on batch 2: the real halves show which
+        reals = [x.mean().item() for x in seen]
+        assert len(reals) == 4 and len({round(r, 4) for r in reals[:3]}) == 3
+        assert reals[3] == pytest.approx(reals[2])
+    finally:
+        trainer.close()
+        AcceleratorState._reset_state()
+
+
+RAGAN_FILE = """
+import torch.nn.functional as F
+
+
+class RaGAN:
+    # ESRGAN's relativistic average loss, written outside the package
+    def d_loss(self, real, fake):
+        return 0.5 * (F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean())
+
+    def g_loss(self, real, fake):
+        return 0.5 * (F.softplus(real - fake.mean()).mean() + F.softplus(-(fake - real.mean())).mean())
+"""
+
+
+def test_an_adversarial_loss_from_an_outside_file_trains(tmp_path, monkeypatch):
+    (tmp_path / "my_losses.py").write_text(RAGAN_FILE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = train(tiny("unet_gan", tmp_path, "train.steps=2", "loss.adversarial={type: my_losses:RaGAN}"))
+    rows = run.read_metrics()
+    assert {"loss/d", "loss/g_adv"} <= set(rows[-1])
+    assert all(np.isfinite(rows[-1][k]) for k in ("loss/d", "loss/g_adv"))
+
+
+def test_the_loop_knows_no_gan():
+    source = (REPO / "gan_colorize" / "training" / "loop.py").read_text().lower()
+    for word in ("discriminator", "adversarial", "d_raw", "opt_d", "gan_step", "warmup_l1"):
+        assert word not in source, word
+
+
+def test_warmup_that_outlasts_the_run_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="discriminator would never train"):
+        load_config(TINY / "unet_gan.yaml", ["train.steps=100"])  # the tiny GAN warms up for 100 steps

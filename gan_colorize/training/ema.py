@@ -30,11 +30,10 @@ class EMA:
         for ema_buf, buf in zip(self.model.buffers(), model.buffers()):
             ema_buf.copy_(buf)
 
-    # accelerate's register_for_checkpointing needs state_dict / load_state_dict
+    # saved in checkpoints (gan_colorize.training.checkpoint)
     def state_dict(self) -> dict:
         return {"decay": self.decay, "start_step": self.start_step, "model": self.model.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.decay = state["decay"]
-        self.start_step = state["start_step"]
+        # the weights only: decay and start come from the config, so a resumed run may change them
         self.model.load_state_dict(state["model"])

@@ -1,24 +1,25 @@
-"""The one training loop: regression, classification and GAN objectives, on the CPU, one GPU or many.
+"""The one training loop: any objective, on the CPU, one GPU or many. It knows no GAN.
 
-Built on accelerate (``Accelerator`` + ``prepare`` + ``save_state``/``load_state``). GAN specifics
-follow stylegan2-ada's handling of G and D under DDP:
+Built on accelerate (``Accelerator`` + ``prepare``). An objective (:mod:`gan_colorize.training.objectives`)
+names the networks it trains besides the generator and the phases of a step; the loop, after
+stylegan2-ada's training loop, runs each phase: it switches off the gradients of the networks the
+phase does not update and keeps DDP from synchronising them (``no_sync``), sums the phase's loss
+terms, backpropagates, clips and steps that network's optimizer. A network whose phase does not run
+at a step (a lazy regularizer, a warm-up) simply is not stepped; every schedule steps every step.
 
-* in the generator step D runs inside ``accelerator.no_sync(D)`` with ``requires_grad`` off, so
-  its forward neither computes nor all-reduces D gradients;
-* real and fake go through D in ONE concatenated forward in the discriminator step, so BatchNorm
-  sees one batch per step and DDP's buffer broadcast happens once (two forwards before one
-  backward break BatchNorm buffers under DDP); the generator step feeds D the same concatenation
-  and takes the fake half, so a BatchNorm D judges G's fakes as it was trained to (fakes alone
-  would be normalised by other statistics);
-* gradient accumulation is supported for the single-network objectives and rejected for the GAN
-  objective (accumulating two alternating optimizers correctly is not worth its subtlety).
+Gradient accumulation (``train.grad_accum``) runs each phase over that many micro-batches (objectives
+may refuse it: the GAN does).
 
 Only logging steps synchronise with the host: loss terms and a non-finite flag stay on the
 device in between.
+
+Checkpoints (:mod:`gan_colorize.training.checkpoint`) load without unpickling anything; a run
+folder is held by one process at a time (``RUN/.lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -40,39 +41,23 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from gan_colorize.color.lab import uint8_to_lab_norm
 from gan_colorize.config import Config, ConfigError, read_yaml, save_config
 from gan_colorize.models.io import save_generator
-from gan_colorize.registry import DISCRIMINATORS, GENERATORS, LOSSES
+from gan_colorize.registry import GENERATORS, OBJECTIVES
 from gan_colorize.rundir import RunDir, atomic_write_text
-from gan_colorize.training import samples
+from gan_colorize.training import checkpoint, samples
 from gan_colorize.training.ema import EMA
-from gan_colorize.training.objectives import (
-    Batch,
-    ClassificationObjective,
-    GANObjective,
-    RegressionObjective,
-    check_generator_fits,
-    class_weights,
-    split_logits,
-)
+from gan_colorize.training.objectives import Batch, TrainingContext, check_generator_fits
 from gan_colorize.training.stream import StreamBatchSampler, make_loader
 
 log = logging.getLogger("gan_colorize.train")
 
+GENERATOR = "G"  # the loop's own network; an objective's networks have other names
+# settings a resumed run cannot take (the saved weights and optimizer states would not fit them),
+# besides those its objective names (Objective.fixed_on_resume)
+FIXED_ON_RESUME = ("model.generator", "loss.objective")
+
 
 class NonFiniteLossError(RuntimeError):
     pass
-
-
-class TrainState:
-    """The loop's own counters, saved with every checkpoint."""
-
-    def __init__(self):
-        self.step = 0
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
 
 
 def train(config: Config, resume: str | None = None) -> RunDir:
@@ -81,9 +66,13 @@ def train(config: Config, resume: str | None = None) -> RunDir:
     A run whose last checkpoint is at ``train.steps`` returns at once; ``resume="latest"`` on a
     folder without checkpoints starts from scratch.
     """
+    trainer = None
     try:
-        return Trainer(config, resume).fit()
+        trainer = Trainer(config, resume)
+        return trainer.fit()
     finally:
+        if trainer is not None:
+            trainer.close()
         # accelerate keeps one state per process: forget this run's precision so that a next run in
         # the same process (an experiment, a test) may choose its own, after success or failure
         AcceleratorState._reset_state()
@@ -118,12 +107,8 @@ class Trainer:
     def __init__(self, config: Config, resume: str | None = None):
         self.cfg = config
         self.run = RunDir(config.run.dir)
+        self._lock = None
         tcfg = config.train
-        if config.loss.objective == "gan" and tcfg.grad_accum > 1:
-            raise ConfigError(
-                "train.grad_accum > 1 is not supported with the gan objective: raise data.batch_size or "
-                "use more processes instead"
-            )
         use_tb = config.run.tensorboard and _tensorboard_available()
         self.accelerator = Accelerator(
             # without an accelerator, torchrun's processes are multi-CPU (gloo) only if cpu=True
@@ -135,49 +120,70 @@ class Trainer:
             step_scheduler_with_optimizer=False,  # our schedules count optimizer steps, not samples
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
         )
-        acc = self.accelerator
+        try:
+            self._set_up(resume)
+        except BaseException:
+            self.close()  # a failed start leaves the folder free for the next attempt
+            raise
+
+    def _set_up(self, resume: str | None) -> None:
+        acc, config = self.accelerator, self.cfg
         if acc.is_main_process:
+            self._lock = self.run.lock()  # before anything in the folder is touched
             self.run.sweep_checkpoints()  # what a killed run left half-written
         acc.wait_for_everyone()
         self.resume_from = self._resume_checkpoint(resume)
         self.device = acc.device
         self._configure_torch()
-        set_seed(tcfg.seed)  # same seed on every rank: identical initial weights
+        set_seed(config.train.seed)  # same seed on every rank: identical initial weights
 
-        # Built first so that missing pretrained weights fail before any data or model work.
-        self.perceptual = self._build_perceptual()
+        # The objective and the generator first: missing pretrained weights (a perceptual network,
+        # an encoder) fail before any data is read.
+        self.context = TrainingContext(
+            config, self.device, self.run, acc.autocast, acc.is_main_process, acc.wait_for_everyone
+        )
+        self.objective = OBJECTIVES.get(config.loss.objective)(self.context)
+        if self.resume_from is not None:
+            self._refuse_fixed_changes()
+        G = GENERATORS.build(config.model.generator)
+        check_generator_fits(self.objective, G)
+        self._init_generator(G)
 
         from gan_colorize.data import build_datasets
 
-        self.train_set, self.eval_set = build_datasets(config.data, seed=tcfg.seed)
-        self.G = GENERATORS.build(config.model.generator)
-        check_generator_fits(config.loss.objective, self.G)
-        self._init_generator()
-        self.D = DISCRIMINATORS.build(config.model.discriminator) if config.loss.objective == "gan" else None
-        self._prepare_networks()
-        self.state = TrainState()
-        acc.register_for_checkpointing(self.state)
-        if self.ema is not None:
-            acc.register_for_checkpointing(self.ema)
+        with acc.main_process_first():  # the main process screens (and caches); the others reuse it
+            self.train_set, self.eval_set = build_datasets(config.data, seed=config.train.seed)
+        self._prepare_networks({GENERATOR: G, **self.objective.networks()})
+        self.step = 0
         if self.resume_from is not None:
-            acc.load_state(str(self.resume_from))
-            log.info("resumed from %s at step %d", self.resume_from, self.state.step)
+            self._load_checkpoint(self.resume_from)
             if acc.is_main_process:
-                self._truncate_metrics(self.state.step)
+                self._truncate_metrics(self.step)
         if acc.is_main_process:
             self.run.root.mkdir(parents=True, exist_ok=True)
             self._record_config()
         acc.wait_for_everyone()
-        self.objective = self._build_objective()
+        self.objective.bind(self.train_set)
+        self.phases = self.objective.phases()
         self._interrupted = False
+
+    def close(self) -> None:
+        """Let go of the run folder (the lock); the trainer is not used after this."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def G_raw(self) -> torch.nn.Module:
+        return self.raw[GENERATOR]
 
     # ------------------------------------------------------------------ set-up
     def _record_config(self) -> None:
         """Write config.yaml, the config the run's weights are trained with. A finished run keeps
         the one it has (a re-run with other settings trains nothing, so they describe nothing);
         a resumed run whose settings changed keeps the previous file as config_until_step_N.yaml
-        and says what changed."""
-        path, step = self.run.config, self.state.step
+        and says what changed (the changes are applied: see _apply_settings)."""
+        path, step = self.run.config, self.step
         changed = _config_changes(path, self.cfg) if self.resume_from is not None else []
         if changed and step >= self.cfg.train.steps:
             log.warning(
@@ -207,12 +213,24 @@ class Trainer:
                     "pass --resume latest to continue it, or choose another --run-dir"
                 )
             return None
-        if resume == "latest":
-            return latest  # None: nothing to resume, start fresh
-        path = Path(resume)
-        if not (path / "generator.pt").is_file():
+        path = latest if resume == "latest" else Path(resume)
+        if path is None:
+            return None  # nothing to resume: start fresh
+        if resume != "latest" and not (path / "generator.pt").is_file():
             raise FileNotFoundError(f"--resume {resume}: not a complete checkpoint folder (no generator.pt)")
+        checkpoint.check_resumable(path)
         return path
+
+    def _refuse_fixed_changes(self) -> None:
+        """A resumed run may change its learning rates, schedule, logging ... but not what its saved
+        networks are."""
+        fixed = FIXED_ON_RESUME + tuple(self.objective.fixed_on_resume)
+        changed = [c for c in _config_changes(self.run.config, self.cfg) if c.startswith(fixed)]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {self.run.root} with a different {'; '.join(changed)}: its weights were "
+                "trained for the saved setting; start a new run (model.init_from can start from its weights)"
+            )
 
     def _configure_torch(self) -> None:
         if self.cfg.train.deterministic:
@@ -223,24 +241,23 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
-    def _build_perceptual(self):
-        lcfg = self.cfg.loss
-        if self.cfg.loss.objective != "gan" or lcfg.lambda_perc <= 0:
-            return None
-        return LOSSES.build({"type": "perceptual", "net": lcfg.perceptual}).to(self.device).eval()
-
-    def _init_generator(self) -> None:
-        path = self.cfg.model.init_from
-        if not path or self.resume_from is not None:  # a resumed run loads its own weights
+    def _init_generator(self, G: torch.nn.Module) -> None:
+        """A fresh run's starting weights: ``model.init_from``, else the generator's own pretrained
+        weights (``load_pretrained``, e.g. an ImageNet encoder); a resumed run loads its own."""
+        if self.resume_from is not None:
             return
-        if hasattr(self.G, "init_from"):
-            self.G.init_from(path)
-        elif hasattr(self.G, "load_released"):
-            self.G.load_released(path)
+        path = self.cfg.model.init_from
+        if not path:
+            if hasattr(G, "load_pretrained"):
+                G.load_pretrained()
+            return
+        if hasattr(G, "init_from"):
+            G.init_from(path)
+        elif hasattr(G, "load_released"):
+            G.load_released(path)
         else:
             raise ConfigError(
-                f"model.init_from is set but generator {type(self.G).__name__} "
-                "cannot be initialised from a file"
+                f"model.init_from is set but generator {type(G).__name__} cannot be initialised from a file"
             )
 
     def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
@@ -250,75 +267,165 @@ class Trainer:
             params, lr=lr, betas=tuple(tcfg.betas), weight_decay=tcfg.weight_decay, **fast
         )
 
-    def _generator_param_groups(self) -> list[dict]:
+    def _generator_param_groups(self, G: torch.nn.Module) -> list[dict]:
         # A frozen encoder is a parameter group at lr 0 rather than requires_grad=False: DDP's
         # reducer expects every parameter it registered to receive a gradient each step.
-        frozen = self.cfg.model.freeze_encoder_steps > 0 and hasattr(self.G, "encoder_parameters")
+        frozen = self.cfg.model.freeze_encoder_steps > 0 and hasattr(G, "encoder_parameters")
         if not frozen:
-            return [{"params": list(self.G.parameters())}]
-        enc = {id(p) for p in self.G.encoder_parameters()}
+            return [{"params": list(G.parameters())}]
+        enc = {id(p) for p in G.encoder_parameters()}
         return [
-            {"params": [p for p in self.G.parameters() if id(p) not in enc]},
-            {"params": [p for p in self.G.parameters() if id(p) in enc]},
+            {"params": [p for p in G.parameters() if id(p) not in enc]},
+            {"params": [p for p in G.parameters() if id(p) in enc]},
         ]
 
-    def _prepare_networks(self) -> None:
+    def _lr_lambdas(self, name: str, groups: int) -> list:
+        decay = lr_lambda(self.cfg.train.lr_schedule, self.cfg.train.steps)
+        if name != GENERATOR or groups == 1:
+            return [decay] * groups
+        freeze_until = self.cfg.model.freeze_encoder_steps
+        return [decay, lambda s: decay(s) if s >= freeze_until else 0.0]
+
+    def _base_lr(self, name: str) -> float:
+        return self.cfg.train.lr_g if name == GENERATOR else self.objective.learning_rate(name)
+
+    def _prepare_networks(self, nets: dict[str, torch.nn.Module]) -> None:
         acc, tcfg = self.accelerator, self.cfg.train
         multi = acc.num_processes > 1
-        nets = [self.G] + ([self.D] if self.D is not None else [])
         if tcfg.sync_bn and multi and self.device.type == "cpu":
             raise ConfigError(
                 "train.sync_bn needs GPUs: torch's SyncBatchNorm has no CPU (gloo) implementation"
             )
         if tcfg.sync_bn and multi:
-            nets = [torch.nn.SyncBatchNorm.convert_sync_batchnorm(n) for n in nets]
+            nets = {k: torch.nn.SyncBatchNorm.convert_sync_batchnorm(n) for k, n in nets.items()}
         if tcfg.channels_last and self.device.type == "cuda":
-            nets = [n.to(memory_format=torch.channels_last) for n in nets]
-        self.G_raw = nets[0]
-        self.D_raw = nets[1] if self.D is not None else None
-        self.G = self.G_raw  # param groups refer to the same tensors
-        self.ema = EMA(self.G_raw, tcfg.ema_decay, tcfg.ema_start) if tcfg.ema_decay > 0 else None
+            nets = {k: n.to(memory_format=torch.channels_last) for k, n in nets.items()}
+        self.raw = nets
+        # which parameters each network trains at all (restored when its phase runs)
+        self._trainable = {k: [p.requires_grad for p in n.parameters()] for k, n in nets.items()}
+        self.ema = EMA(nets[GENERATOR], tcfg.ema_decay, tcfg.ema_start) if tcfg.ema_decay > 0 else None
         if self.ema is not None:
             self.ema.model.to(self.device)
 
-        groups = self._generator_param_groups()
-        opt_g = self._optimizer(groups, tcfg.lr_g)
-        decay = lr_lambda(tcfg.lr_schedule, tcfg.steps)
-        freeze_until = self.cfg.model.freeze_encoder_steps
-        lambdas = [decay] + ([lambda s: decay(s) if s >= freeze_until else 0.0] if len(groups) > 1 else [])
-        sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambdas)
-        G, D = self.G_raw, self.D_raw
-        if D is not None:
-            opt_d = self._optimizer(D.parameters(), tcfg.lr_d)
-            sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, decay)
-            self.G_model, self.D_model, self.opt_g, self.opt_d, self.sched_g, self.sched_d = acc.prepare(
-                G, D, opt_g, opt_d, sched_g, sched_d
+        names = list(nets)
+        optimizers, schedulers = [], []
+        for name in names:
+            groups = (
+                self._generator_param_groups(nets[name])
+                if name == GENERATOR
+                else [{"params": list(nets[name].parameters())}]
             )
-        else:
-            self.G_model, self.opt_g, self.sched_g = acc.prepare(G, opt_g, sched_g)
-            self.D_model = self.opt_d = self.sched_d = None
+            opt = self._optimizer(groups, self._base_lr(name))
+            optimizers.append(opt)
+            schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, self._lr_lambdas(name, len(groups))))
+        prepared = acc.prepare(*nets.values(), *optimizers, *schedulers)
+        k = len(names)
+        self.models = dict(zip(names, prepared[:k]))
+        self.optimizers = dict(zip(names, prepared[k : 2 * k]))
+        self.schedulers = dict(zip(names, prepared[2 * k :]))
         # Compiled after prepare (accelerate does the same for its dynamo backend): the prepared,
-        # uncompiled modules are what save_state writes, so checkpoints carry no "_orig_mod." prefix
-        # and a run may be resumed with compile switched on or off. G and D are what the steps call.
-        self.G, self.D = self.G_model, self.D_model
+        # uncompiled modules are what checkpoints hold, so they carry no "_orig_mod." prefix and a
+        # run may be resumed with compile switched on or off. The compiled ones are what steps call.
         self._cuda_graphs = tcfg.compile and tcfg.compile_mode != "default" and self.device.type == "cuda"
+        self.call = dict(self.models)
         if tcfg.compile:
             # static shapes: batch and crop never change; a size change would otherwise make dynamo
             # recompile with dynamic shapes, which is slower
-            self.G = torch.compile(self.G_model, mode=tcfg.compile_mode, dynamic=False)
-            if D is not None:
-                self.D = torch.compile(self.D_model, mode=tcfg.compile_mode, dynamic=False)
+            self.call = {
+                k: torch.compile(m, mode=tcfg.compile_mode, dynamic=False) for k, m in self.models.items()
+            }
+        self.context.call, self.context.modules = self.call, self.models
 
-    def _build_objective(self):
-        cfg, acc = self.cfg, self.accelerator
-        if cfg.loss.objective == "regression":
-            return RegressionObjective(cfg)
-        if cfg.loss.objective == "classification":
-            weights = class_weights(
-                cfg, self.run.prior, self.train_set, self.device, acc.is_main_process, acc.wait_for_everyone
-            )
-            return ClassificationObjective(cfg, weights)
-        return GANObjective(cfg, self.perceptual, acc.autocast)
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_state(self, step: int) -> dict:
+        scaler = self.accelerator.scaler
+        return {
+            "step": step,
+            "world_size": self.accelerator.num_processes,
+            "networks": {k: n.state_dict() for k, n in self.raw.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+        }
+
+    def _load_checkpoint(self, folder: Path) -> None:
+        state = checkpoint.load_training_state(folder)
+        file = folder / checkpoint.STATE_FILE
+        try:
+            for group, targets in (
+                ("networks", self.raw), ("optimizers", self.optimizers), ("schedulers", self.schedulers)
+            ):  # fmt: skip
+                for name, target in targets.items():
+                    target.load_state_dict(state[group][name])
+            if self.ema is not None:
+                self.ema.load_state_dict(
+                    state["ema"] if state.get("ema") else {"model": state["networks"][GENERATOR]}
+                )
+            if self.accelerator.scaler is not None and state.get("scaler"):
+                self.accelerator.scaler.load_state_dict(state["scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(
+                f"{file}: does not fit this run's networks ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            ) from None
+        checkpoint.restore_rng_state(folder, self.accelerator.process_index)
+        self.step = state["step"]
+        self._apply_settings()
+        log.info("resumed from %s at step %d", folder, self.step)
+
+    def _apply_settings(self) -> None:
+        """After a resume: the config's learning rates, betas and weight decay replace the saved
+        optimizer settings (a resumed run trains with what config.yaml says)."""
+        tcfg = self.cfg.train
+        for name, opt in self.optimizers.items():
+            sched = self.schedulers[name].scheduler  # accelerate's wrapper keeps the LambdaLR here
+            base = self._base_lr(name)
+            sched.base_lrs = [base] * len(opt.param_groups)
+            for group, lam in zip(opt.param_groups, sched.lr_lambdas):
+                group.update(initial_lr=base, lr=base * lam(sched.last_epoch), betas=tuple(tcfg.betas))
+                group["weight_decay"] = tcfg.weight_decay
+            sched._last_lr = [g["lr"] for g in opt.param_groups]
+
+    def _checkpoint(self, window: LossWindow, step: int) -> None:
+        acc = self.accelerator
+        _, bad = window.flush(acc, keep=True)  # never write a checkpoint of a diverged model
+        if bad is not None and self.cfg.train.stop_on_nonfinite:
+            self._raise_nonfinite(*bad)
+        final = self.run.checkpoint_dir(step)
+        tmp = self.run.staging_dir(step)
+        if acc.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        checkpoint.save_rng_state(tmp, acc.process_index)  # every rank its own
+        replicas = self._replica_hashes()  # every rank gets every rank's digests
+        diverged = any(r != replicas[0] for r in replicas)
+        if acc.is_main_process:
+            atomic_write_text(tmp / "replicas.json", json.dumps(replicas))
+        if diverged:  # raised on every rank: one raising alone would leave the others at a barrier
+            raise RuntimeError(f"the processes' weights diverged at step {step}: {replicas}")
+        if acc.is_main_process:
+            checkpoint.save_training_state(tmp, self._checkpoint_state(step))
+            G = self.ema.model if self.ema is not None else self.G_raw
+            save_generator(tmp / "generator.pt", G, self.cfg, step, ema=self.ema is not None)
+        acc.wait_for_everyone()  # every rank's files are in before the folder gets its name
+        if acc.is_main_process:
+            self.run.install_checkpoint(tmp, final)  # the folder appears complete or not at all
+            self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
+        acc.wait_for_everyone()
+
+    def _replica_hashes(self) -> list[dict[str, str]]:
+        """Each process's digest of every network's parameters: DDP must keep them bit-identical."""
+        from accelerate.utils import gather_object
+
+        digests = {}
+        for name, net in self.raw.items():
+            h = hashlib.sha256()
+            for p in net.parameters():
+                h.update(p.detach().float().cpu().numpy().tobytes())
+            digests[name] = h.hexdigest()[:16]
+        return gather_object([digests]) if self.accelerator.num_processes > 1 else [digests]
 
     # ------------------------------------------------------------------ the steps
     def _to_batch(self, rgb_u8: torch.Tensor) -> Batch:
@@ -339,9 +446,14 @@ class Trainer:
                 self.G_raw.set_encoder_frozen(frozen, stop_gradients=self.accelerator.num_processes == 1)
                 self._encoder_frozen = frozen
 
+    @property
+    def batches_per_step(self) -> int:
+        """Batches the loop draws per step: the objective's, each as grad_accum micro-batches."""
+        return self.objective.batches_per_step * self.cfg.train.grad_accum
+
     def train_step(self, batches: list[torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        """One optimisation step from ``grad_accum`` uint8 RGB batches: the objective's update(s),
-        the EMA, the schedules and the step counter. The loss terms come back on the device.
+        """One training step from :attr:`batches_per_step` uint8 RGB batches: the objective's
+        phases, the EMA, the schedules and the step counter. The loss terms come back on the device.
 
         This is everything the loop does per step apart from logging, sampling and checkpoints,
         and what ``benchmarks/train_throughput.py`` times.
@@ -352,68 +464,55 @@ class Trainer:
             # "CUDAGraph Trees")
             torch.compiler.cudagraph_mark_step_begin()
         self._set_encoder_mode(step)
-        self.G_model.train()
-        if self.objective.uses_discriminator:
-            terms = self._gan_step(batches[0], step)
-        else:
-            terms = self._single_network_step(batches, step)
+        for model in self.models.values():
+            model.train()
+        accum = self.cfg.train.grad_accum
+        prepared = [self._to_batch(b) for b in batches]
+        terms = {}
+        for phase in self.phases:
+            if step % phase.interval == 0:
+                micro = prepared[phase.batch * accum : (phase.batch + 1) * accum]
+                terms.update(self._run_phase(phase, micro, step))
         if self.ema is not None:
             self.ema.update(self.G_raw, step)
-        self.sched_g.step()
-        if self.sched_d is not None:
-            with warnings.catch_warnings():  # D's optimizer does not step during the warm-up
-                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
-                self.sched_d.step()
-        self.state.step = step + 1
+        with warnings.catch_warnings():  # a network whose phases did not run (a warm-up) still schedules
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            for sched in self.schedulers.values():
+                sched.step()
+        self.step = step + 1
         return terms
 
-    def _single_network_step(self, batches, step: int) -> dict[str, torch.Tensor]:
-        acc, terms_sum = self.accelerator, {}
-        for rgb_u8 in batches:
-            batch = self._to_batch(rgb_u8)
-            with acc.accumulate(self.G_model):
-                out = self.G(batch.L)
-                terms = self.objective.generator_terms(out, batch, step)
-                loss = sum(terms.values())
-                acc.backward(loss)
-                self._clip(self.G)
-                self.opt_g.step()
-                self.opt_g.zero_grad(set_to_none=True)
-            for k, v in terms.items():
-                terms_sum[k] = terms_sum.get(k, 0.0) + v.detach() / len(batches)
-        return terms_sum
+    def _set_trainable(self, name: str, on: bool) -> None:
+        for p, trainable in zip(self.raw[name].parameters(), self._trainable[name]):
+            p.requires_grad_(on and trainable)
 
-    def _gan_step(self, rgb_u8: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        acc, obj = self.accelerator, self.objective
-        batch = self._to_batch(rgb_u8)
-        fake = self.G(batch.L)
-        terms = {}
-        adversarial = obj.adversarial(step)
-        if adversarial:  # pix2pix order: D on (real, fake.detach()), then G
-            self.D_model.requires_grad_(True)
-            n = batch.L.shape[0]
-            both = self.D(torch.cat([batch.L, batch.L]), torch.cat([batch.ab, fake.detach()]))
-            d_terms = obj.discriminator_terms(*split_logits(both, n))
-            acc.backward(sum(d_terms.values()))
-            self._clip(self.D)
-            self.opt_d.step()
-            self.opt_d.zero_grad(set_to_none=True)
-            terms.update(d_terms)
-        d_fake = None
-        if adversarial:
-            self.D_model.requires_grad_(False)
-            with acc.no_sync(self.D_model):
-                # the same real+fake batch as D's own step: with BatchNorm in D, fakes alone would be
-                # normalised by fake-only statistics, and G would learn from a function D never was
-                both = self.D(torch.cat([batch.L, batch.L]), torch.cat([batch.ab, fake]))
-                d_fake = split_logits(both, batch.L.shape[0])[1]
-        g_terms = obj.generator_terms(fake, batch, step, d_fake)
-        acc.backward(sum(g_terms.values()))
-        self._clip(self.G)
-        self.opt_g.step()
-        self.opt_g.zero_grad(set_to_none=True)
-        terms.update(g_terms)
-        return {k: v.detach() for k, v in terms.items()}
+    def _run_phase(self, phase, micro_batches: list[Batch], step: int) -> dict[str, torch.Tensor]:
+        """One phase: the objective's terms, backward, clip, and the phase network's optimizer step.
+        The objective's other networks get no gradients and no DDP synchronisation meanwhile; the
+        generator is the objective's to detach where a phase must not train it."""
+        acc, target = self.accelerator, self.models[phase.network]
+        opt = self.optimizers[phase.network]
+        others = [k for k in self.models if k not in (phase.network, GENERATOR)]
+        sums: dict[str, torch.Tensor] = {}
+        with contextlib.ExitStack() as stack:
+            for name in others:
+                self._set_trainable(name, False)
+                stack.enter_context(acc.no_sync(self.models[name]))
+            if phase.network != GENERATOR:
+                self._set_trainable(phase.network, True)
+            for batch in micro_batches:
+                with acc.accumulate(target):
+                    terms = self.objective.accumulate(phase, batch, step)
+                    if not terms:
+                        return {}
+                    acc.backward(sum(terms.values()))
+                    self._clip(target)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v.detach() if k in sums else v.detach()
+        n = len(micro_batches)
+        return sums if n == 1 else {k: v / n for k, v in sums.items()}
 
     def _clip(self, model) -> None:
         if self.cfg.train.grad_clip > 0 and self.accelerator.sync_gradients:
@@ -422,28 +521,29 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> RunDir:
         acc, tcfg = self.accelerator, self.cfg.train
-        start = self.state.step
+        start = self.step
         if start >= tcfg.steps:
             log.info("run %s is already at step %d of %d", self.run.root, start, tcfg.steps)
             return self.run
         if acc.is_main_process and acc.log_with:
             acc.init_trackers(self.run.name)
+        per_step = self.batches_per_step
         sampler = StreamBatchSampler(
             len(self.train_set),
             self.cfg.data.batch_size,
             acc.process_index,
             acc.num_processes,
             tcfg.seed,
-            start_batch=start * tcfg.grad_accum,
+            start_batch=start * per_step,
         )
         loader = iter(make_loader(self.train_set, sampler, self.cfg.data.workers, self.device.type == "cuda"))
-        images_per_step = self.cfg.data.batch_size * acc.num_processes * tcfg.grad_accum
+        images_per_step = self.cfg.data.batch_size * acc.num_processes * per_step
         window = LossWindow()
         progress = _Progress(acc.is_main_process, start, tcfg.steps)
         with self._signals(), progress:
             for step in range(start, tcfg.steps):
-                terms = self.train_step([next(loader) for _ in range(tcfg.grad_accum)], step)
-                done = self.state.step
+                terms = self.train_step([next(loader) for _ in range(per_step)], step)
+                done = self.step
                 window.add(terms, done)  # steps are counted as checkpoints are: step N = N updates done
                 last = done == tcfg.steps
                 stop = self._stop_requested(done)  # the same decision on every rank
@@ -488,9 +588,8 @@ class Trainer:
         }
         row.update({f"loss/{k}": v for k, v in means.items()})
         row["images_per_s"] = window.rate(images_per_step)
-        row["lr/g"] = self.opt_g.param_groups[0]["lr"]
-        if self.opt_d is not None:
-            row["lr/d"] = self.opt_d.param_groups[0]["lr"]
+        for name, opt in self.optimizers.items():
+            row[f"lr/{name.lower()}"] = opt.param_groups[0]["lr"]
         if self.device.type == "cuda":
             row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         if acc.is_main_process:
@@ -504,48 +603,10 @@ class Trainer:
         latest = self.run.latest_checkpoint()
         kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written yet"
         raise NonFiniteLossError(
-            f"loss term {term!r} became non-finite at step {step}; the run stopped and wrote "
-            f"nothing after it: {kept}. "
-            "Lower the learning rate, use bf16 instead of fp16, or set train.grad_clip."
+            f"loss term {term!r} became non-finite at step {step}; the run stopped and no checkpoint "
+            f"was written after it ({kept}; sample grids of later steps, if any, show the diverged "
+            "model). Lower the learning rate, use bf16 instead of fp16, or set train.grad_clip."
         )
-
-    def _checkpoint(self, window: LossWindow, step: int) -> None:
-        acc = self.accelerator
-        _, bad = window.flush(acc, keep=True)  # never write a checkpoint of a diverged model
-        if bad is not None and self.cfg.train.stop_on_nonfinite:
-            self._raise_nonfinite(*bad)
-        final = self.run.checkpoint_dir(step)
-        tmp = self.run.staging_dir(step)
-        if acc.is_main_process and tmp.exists():
-            shutil.rmtree(tmp)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))  # every rank writes its RNG state
-        replicas = self._replica_hashes()  # every rank gets every rank's digests
-        diverged = any(r != replicas[0] for r in replicas)
-        if acc.is_main_process:
-            atomic_write_text(tmp / "replicas.json", json.dumps(replicas))
-        if diverged:  # raised on every rank: one raising alone would leave the others at a barrier
-            raise RuntimeError(f"the processes' weights diverged at step {step}: {replicas}")
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            G = self.ema.model if self.ema is not None else self.G_raw
-            save_generator(tmp / "generator.pt", G, self.cfg, step, ema=self.ema is not None)
-            self.run.install_checkpoint(tmp, final)  # the folder appears complete or not at all
-            self.run.prune_checkpoints(self.cfg.train.keep_checkpoints)
-        acc.wait_for_everyone()
-
-    def _replica_hashes(self) -> list[dict[str, str]]:
-        """Each process's digest of G's and D's parameters: DDP must keep them bit-identical."""
-        from accelerate.utils import gather_object
-
-        digests = {}
-        for name, net in (("G", self.G_raw), ("D", self.D_raw)):
-            if net is not None:
-                h = hashlib.sha256()
-                for p in net.parameters():
-                    h.update(p.detach().float().cpu().numpy().tobytes())
-                digests[name] = h.hexdigest()[:16]
-        return gather_object([digests]) if self.accelerator.num_processes > 1 else [digests]
 
     def _write_samples(self, step: int) -> None:
         if not self.accelerator.is_main_process or len(self.eval_set) == 0:
@@ -616,7 +677,7 @@ class LossWindow:
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}  # per term: a lazy regularizer's term comes every k steps
         self.first_bad: dict[str, torch.Tensor] = {}
         self.t0 = time.perf_counter()
         self.steps = 0
@@ -625,13 +686,13 @@ class LossWindow:
         for k, v in terms.items():
             v = v.float()
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+            self.counts[k] = self.counts.get(k, 0) + 1
             bad = ~torch.isfinite(v)
             # the first step at which this term was non-finite, kept on the device: torch.full is a
             # fill kernel, where torch.tensor(step, device=cuda) would be a blocking host copy
             big = torch.full((), 2**62, dtype=torch.int64, device=v.device)
             now = torch.full((), step, dtype=torch.int64, device=v.device)
             self.first_bad[k] = torch.minimum(self.first_bad.get(k, big), torch.where(bad, now, big))
-        self.count += 1
         self.steps += 1
 
     def flush(self, accelerator, keep: bool = False):
@@ -647,8 +708,8 @@ class LossWindow:
         means = {}
         for k, v in self.sums.items():
             v = accelerator.reduce(v.clone(), "mean") if accelerator.num_processes > 1 else v
-            means[k] = float(v.item()) / max(1, self.count)
-        self.sums, self.count = {}, 0
+            means[k] = float(v.item()) / self.counts[k]
+        self.sums, self.counts = {}, {}
         return means, bad
 
     def rate(self, images_per_step: int) -> float:

@@ -1,26 +1,35 @@
-"""The three training objectives, behind one interface the loop calls.
+"""Training objectives: registered components that own their steps; the loop knows none of them.
+
+An objective (``loss.objective``: a name in ``OBJECTIVES`` or ``module:Class``) tells the loop which
+networks besides the generator it trains (:meth:`Objective.networks`), in which phases (:class:`Phase`:
+which network's optimizer steps, how often, on which of the step's batches) and computes each
+phase's loss terms (:meth:`Objective.accumulate`); the loop prepares the networks, runs the
+backward passes and the optimizer steps, and keeps gradients of the networks a phase does not
+update switched off and unsynchronised, after stylegan2-ada's ``loss.accumulate_gradients(phase)``.
 
 * ``regression``: L1 or L2 on ab (the regression baseline; Zhang et al. 2016's "L2 regression").
 * ``classification``: rebalanced, soft-encoded cross-entropy over the 313 ab bins (Zhang et al. 2016,
   eq. 2-4), targets at the logits' 1/4 resolution.
-* ``gan``: pix2pix's conditional GAN: adversarial loss + lambda_L1 * L1 (+ lambda_perc * perceptual),
-  with an optional reconstruction-only warm-up of the generator (DeOldify's "NoGAN" idea).
+* ``gan`` (:mod:`gan_colorize.training.gan`): pix2pix's conditional GAN with a pluggable adversarial
+  loss and discriminator regularizers.
 
-Each objective returns its loss terms as a dict of scalar tensors; the loop logs them as
-``loss/<term>`` and never calls ``.item()`` on them outside logging steps.
+Loss terms are dicts of scalar tensors; the loop logs them as ``loss/<term>`` and never calls
+``.item()`` on them outside logging steps.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from gan_colorize.color.lab import denormalize_ab, lab_norm_to_rgb
+from gan_colorize.color.lab import denormalize_ab
 from gan_colorize.config import Config, ConfigError
-from gan_colorize.registry import LOSSES
+from gan_colorize.registry import LOSSES, OBJECTIVES
 
 
 @dataclass
@@ -30,40 +39,112 @@ class Batch:
     rgb: torch.Tensor  # float sRGB in [0, 1] (N,3,H,W): the perceptual loss's target
 
 
-OUTPUT_KIND = {"regression": "ab", "classification": "bins", "gan": "ab"}
+@dataclass(frozen=True)
+class Phase:
+    """One optimizer update of one network within a training step."""
+
+    name: str  # what the log and errors call it: "G", "D", "Dreg"
+    network: str  # whose optimizer steps: "G" or a key of Objective.networks()
+    interval: int = 1  # runs at steps with step % interval == 0
+    batch: int = 0  # which of the step's batches it reads (0 .. batches_per_step - 1)
 
 
-def check_generator_fits(objective: str, generator: torch.nn.Module) -> None:
-    kind = getattr(generator, "output_kind", "ab")
-    if kind != OUTPUT_KIND[objective]:
+@dataclass
+class TrainingContext:
+    """What an objective may use from the trainer: the config, where it runs, and how."""
+
+    config: Config
+    device: torch.device
+    run: Any  # the RunDir (its prior file, for the classification objective)
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    is_main_process: bool = True
+    wait_for_everyone: Callable[[], None] = lambda: None
+    # set by the loop before bind(): network name -> the module to call in a step (prepared, maybe
+    # compiled), and -> the prepared module itself (what a float32 pass or no_sync needs)
+    call: dict[str, Callable] = field(default_factory=dict)
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+
+class Objective:
+    """The interface the loop calls. Subclasses set ``output_kind`` (the generator output they
+    train: ``"ab"`` or ``"bins"``) and implement :meth:`accumulate`."""
+
+    output_kind = "ab"
+    batches_per_step = 1  # batches the loop draws per step (each phase reads one of them)
+    fixed_on_resume: tuple[str, ...] = ()  # config keys a resumed run may not change (its networks' specs)
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        """Raise ConfigError for settings this objective cannot train (called when the config is read)."""
+
+    def __init__(self, context: TrainingContext):
+        self.ctx = context
+        self.cfg = context.config
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """Networks trained beside the generator ("G"), by name; built here, prepared by the loop."""
+        return {}
+
+    def learning_rate(self, network: str) -> float:
+        raise KeyError(network)
+
+    def bind(self, train_set) -> None:
+        """Called once the networks are prepared (``self.ctx.call``/``modules``) and the data is built."""
+
+    def phases(self) -> list[Phase]:
+        return [Phase("G", "G")]
+
+    def accumulate(self, phase: Phase, batch: Batch, step: int) -> dict[str, torch.Tensor] | None:
+        """The loss terms of ``phase`` on ``batch`` (summed and backpropagated by the loop), or None
+        when the phase does nothing at this step."""
+        raise NotImplementedError
+
+
+def check_generator_fits(objective: Objective | type, generator: torch.nn.Module) -> None:
+    kind, wanted = getattr(generator, "output_kind", "ab"), objective.output_kind
+    if kind != wanted:
         name = type(generator).__name__
         raise ConfigError(
-            f"loss.objective {objective!r} needs a generator with output_kind {OUTPUT_KIND[objective]!r}, "
-            f"but {name} has {kind!r} "
+            f"loss.objective {getattr(objective, 'registry_name', objective)!r} needs a generator with "
+            f"output_kind {wanted!r}, but {name} has {kind!r} "
             "(classification: zhang_eccv16; regression/gan: unet, unet_zhang, zhang_regression)"
         )
 
 
-class RegressionObjective:
-    uses_discriminator = False
-
-    def __init__(self, config: Config):
-        self.kind = config.loss.regression
+@OBJECTIVES.register("regression")
+class RegressionObjective(Objective):
+    def __init__(self, context: TrainingContext):
+        super().__init__(context)
+        self.kind = self.cfg.loss.regression
         self.recon = LOSSES.build(self.kind)
+
+    def accumulate(self, phase: Phase, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        return self.generator_terms(self.ctx.call["G"](batch.L), batch, step)
 
     def generator_terms(self, out: torch.Tensor, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         return {self.kind: self.recon(out, batch.ab)}
 
 
-class ClassificationObjective:
-    uses_discriminator = False
+@OBJECTIVES.register("classification")
+class ClassificationObjective(Objective):
+    output_kind = "bins"
 
-    def __init__(self, config: Config, weights: torch.Tensor):
+    def __init__(self, context: TrainingContext):
+        super().__init__(context)
         from gan_colorize.color.bins import ABCodec
 
-        self.loss_cfg = config.loss
-        self.codec = ABCodec().to(weights.device)
-        self.weights = weights
+        self.loss_cfg = self.cfg.loss
+        self.codec = ABCodec().to(context.device)
+        self.weights = None
+
+    def bind(self, train_set) -> None:
+        ctx = self.ctx
+        self.weights = class_weights(
+            self.cfg, ctx.run.prior, train_set, ctx.device, ctx.is_main_process, ctx.wait_for_everyone
+        )
+
+    def accumulate(self, phase: Phase, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        return self.generator_terms(self.ctx.call["G"](batch.L), batch, step)
 
     def generator_terms(self, logits: torch.Tensor, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         from gan_colorize.color.bins import rebalanced_cross_entropy
@@ -72,40 +153,6 @@ class ClassificationObjective:
         ab = self.codec.downsample_ab(denormalize_ab(batch.ab.float()), factor)
         targets = self.codec.soft_encode(ab, self.loss_cfg.soft_neighbours, self.loss_cfg.soft_sigma)
         return {"ce": rebalanced_cross_entropy(logits, targets, self.weights)}
-
-
-class GANObjective:
-    uses_discriminator = True
-
-    def __init__(self, config: Config, perceptual: torch.nn.Module | None, autocast=contextlib.nullcontext):
-        self.cfg = config.loss
-        self.warmup = config.train.warmup_l1_steps
-        self.gan = LOSSES.build({"type": "gan", "mode": self.cfg.gan_mode})
-        self.recon = LOSSES.build(self.cfg.regression)
-        self.perceptual = perceptual
-        # the run's mixed precision for the feature network: accelerate autocasts only the prepared
-        # G and D, and a VGG16 in float32 would cost more than the rest of the step
-        self.autocast = autocast
-
-    def adversarial(self, step: int) -> bool:
-        return step >= self.warmup
-
-    def generator_terms(
-        self, fake: torch.Tensor, batch: Batch, step: int, d_fake=None
-    ) -> dict[str, torch.Tensor]:
-        terms = {
-            "l1" if self.cfg.regression == "l1" else "l2": self.cfg.lambda_l1 * self.recon(fake, batch.ab)
-        }
-        if self.perceptual is not None and self.cfg.lambda_perc > 0:
-            fake_rgb = lab_norm_to_rgb(batch.L, fake)  # float32: the colour conversion stays exact
-            with self.autocast():
-                terms["perceptual"] = self.cfg.lambda_perc * self.perceptual(fake_rgb, batch.rgb)
-        if d_fake is not None:
-            terms["g_adv"] = self.cfg.lambda_adv * self.gan.g_loss(d_fake)
-        return terms
-
-    def discriminator_terms(self, d_real, d_fake) -> dict[str, torch.Tensor]:
-        return {"d": self.gan.d_loss(d_real, d_fake)}
 
 
 def split_logits(logits, n: int):

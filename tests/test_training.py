@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -513,3 +514,103 @@ def test_the_loop_knows_no_gan():
 def test_warmup_that_outlasts_the_run_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="discriminator would never train"):
         load_config(TINY / "unet_gan.yaml", ["train.steps=100"])  # the tiny GAN warms up for 100 steps
+
+
+# --------------------------------------------------------------------------- files from elsewhere
+
+
+class Planted:
+    """A pickle that, when unpickled, creates a marker file: "code ran"."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_runs_no_code_from_any_checkpoint_file(tmp_path):
+    cfg = tiny("unet_gan", tmp_path, "train.steps=2", "train.checkpoint_every=1", "train.keep_checkpoints=0")
+    run = train(cfg)
+    marker = tmp_path / "code_ran"
+    files = sorted(p.name for p in run.checkpoint_dir(2).iterdir())
+    assert files == ["generator.pt", "replicas.json", "rng_state_0.pt", "training_state.pt"]
+    keep_all = ["train.checkpoint_every=1", "train.keep_checkpoints=0"]
+    longer = tiny("unet_gan", tmp_path, "train.steps=3", *keep_all)
+    for name in files:
+        target = run.checkpoint_dir(2) / name
+        saved = target.read_bytes()
+        torch.save({"format": "gan-colorize-training-state/1", "x": Planted(marker)}, target)
+        try:
+            train(longer, resume="latest")
+        except ValueError as exc:  # refused, naming the file
+            assert name in str(exc) and "pickled object" in str(exc), exc
+        else:  # a file resume does not read (the inference generator, the digests)
+            assert name in ("generator.pt", "replicas.json")
+            shutil.rmtree(run.checkpoint_dir(3))
+        assert not marker.exists(), f"unpickling {name} ran code"
+        target.write_bytes(saved)
+
+
+def test_a_checkpoint_in_accelerates_pickled_layout_is_refused_unread(tmp_path):
+    run = train(tiny("regression", tmp_path, "train.steps=1"))
+    ckpt = run.latest_checkpoint()
+    (ckpt / "training_state.pt").unlink()
+    marker = tmp_path / "code_ran"
+    torch.save(Planted(marker), ckpt / "custom_checkpoint_0.pkl")
+    with pytest.raises(ValueError, match=r"custom_checkpoint_0.pkl: accelerate's pickled layout"):
+        train(tiny("regression", tmp_path, "train.steps=2"), resume="latest")
+    assert not marker.exists()
+
+
+def test_a_held_run_folder_is_refused_and_not_swept(tmp_path):
+    from gan_colorize.rundir import RunLockedError
+
+    cfg = tiny("regression", tmp_path, "train.steps=1")
+    run = RunDir(cfg.run.dir)
+    lock = run.lock()  # another training process holds the folder
+    staging = run.checkpoints / ".tmp_step_00000001"
+    staging.mkdir(parents=True)  # what that process is writing
+    try:
+        with pytest.raises(RunLockedError, match=rf"being trained by pid {os.getpid()} on host"):
+            train(cfg)
+        assert staging.is_dir()  # its checkpoint write was left alone
+    finally:
+        lock.release()
+    train(cfg)  # released (or its holder died): the folder is free again
+    assert run.latest_checkpoint().name == "step_00000001" and not staging.exists()
+
+
+def test_a_stale_lock_file_from_a_dead_process_does_not_block(tmp_path):
+    cfg = tiny("regression", tmp_path, "train.steps=1")
+    RunDir(cfg.run.dir).lock_file.parent.mkdir(parents=True)
+    RunDir(cfg.run.dir).lock_file.write_text("pid 999999 on host elsewhere since 2026-01-01 00:00:00")
+    assert train(cfg).latest_checkpoint() is not None
+
+
+def test_resumed_run_trains_with_the_changed_learning_rate_and_betas(tmp_path):
+    base = ["train.steps=4", "train.checkpoint_every=2", "train.lr_g=0.001"]
+    train(tiny("regression", tmp_path / "a", *base[:1], "train.steps=2", *base[1:]))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    same = train(tiny("regression", tmp_path / "a", *base), resume="latest")
+    changed = tiny("regression", tmp_path / "b", *base, "train.lr_g=0.05", "train.betas=[0.9, 0.99]")
+    trainer = Trainer(changed, resume="latest")
+    try:
+        group = trainer.optimizers["G"].param_groups[0]
+        assert group["lr"] == pytest.approx(0.05) and group["betas"] == (0.9, 0.99)
+        trainer.fit()
+    finally:
+        trainer.close()
+        AcceleratorState._reset_state()
+    rows = RunDir(tmp_path / "b" / "regression").read_metrics()
+    assert [r["lr/g"] for r in rows] == pytest.approx([0.001, 0.001, 0.05, 0.05])
+    a = state(same.latest_checkpoint() / "generator.pt")
+    b = state(RunDir(tmp_path / "b" / "regression").latest_checkpoint() / "generator.pt")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the change reached the weights
+
+
+def test_resume_refuses_a_different_network(tmp_path):
+    train(tiny("unet_gan", tmp_path, "train.steps=1"))
+    with pytest.raises(ConfigError, match="different model.discriminator"):
+        other_d = tiny("unet_gan", tmp_path, "train.steps=2", "model.discriminator={type: pixelgan}")
+        train(other_d, resume="latest")

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gan_colorize.config import ConfigError, load_config
     from gan_colorize.data import DatasetError
+    from gan_colorize.rundir import RunLockedError
     from gan_colorize.training import NonFiniteLossError, train
+    from gan_colorize.training.checkpoint import CheckpointError
     from gan_colorize.weights import MissingWeightsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -35,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides)
         run_dir = train(config, resume=args.resume)
-    except (ConfigError, DatasetError, MissingWeightsError, FileNotFoundError) as exc:
+    except (
+        ConfigError, DatasetError, MissingWeightsError, FileNotFoundError, CheckpointError, RunLockedError
+    ) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:

@@ -6,8 +6,10 @@
   ``[0.5, 0.999]``, ``{type: patchgan, n_layers: 4}``).
 * The resolved config is saved in every run folder (``config.yaml``) and reproduces the run.
 
-Component specs (``model.generator``, ``model.discriminator``, ``loss.perceptual``) are dicts with a
-``type:``; their other keys are checked against the component's own signature by the registry.
+Component specs (``model.generator``, ``model.discriminator``, ``loss.perceptual``,
+``loss.adversarial``, ``loss.regularizers``) are dicts with a ``type:``; their other keys are
+checked against the component's own signature by :func:`check_components` when a config is loaded
+to be trained (configs read from checkpoint files are validated without importing anything).
 """
 
 from __future__ import annotations
@@ -359,9 +361,49 @@ def read_yaml(path: str | Path) -> dict:
     return data or {}
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` over ``base``: mappings merge key by key, at any depth; anything else (a list,
+    a number) replaces, and so does a component spec naming another ``type`` (the old type's
+    arguments would not fit it)."""
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if (
+            isinstance(old, dict)
+            and isinstance(value, dict)
+            and value.get("type", old.get("type")) == old.get("type")
+        ):
+            merged[key] = deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A config file with its ``base:`` chain resolved: ``base: unet_gan.yaml`` (relative to the
+    file naming it) is read first and this file's keys are deep-merged over it."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise ConfigError(f"{path}: 'base:' makes a cycle ({chain})")
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: 'base:' must be the path of another config file, got {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base config {base_path} does not exist (relative to {path.parent})")
+    return deep_merge(read_config_file(base_path, (*_seen, path.resolve())), data)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
-    data = read_yaml(path) if path else {}
+    """Read a YAML config (or the defaults when ``path`` is None), its ``base:`` chain, and apply
+    ``--set`` overrides."""
+    data = read_config_file(path) if path else {}
     try:
         return check_components(from_dict(apply_overrides(data, overrides or [])))
     except ConfigError as exc:

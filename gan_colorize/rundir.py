@@ -5,7 +5,9 @@ RUN/
   prior.npy              classification runs: the training-set prior over the 313 bins
   metrics.jsonl          one JSON object per logged step (losses, images/s, learning rates)
   samples/step_XXXXXXXX.png   L | prediction | ground truth grids
-  checkpoints/step_XXXXXXXX/  accelerate save_state + generator.pt (inference export)
+  checkpoints/step_XXXXXXXX/  training_state.pt, rng_state_<rank>.pt (gan_colorize.training.checkpoint),
+                              generator.pt (inference export), replicas.json
+  .lock                  held by the process training the folder (RunLock)
   logs/                  tensorboard, when installed
   eval/<dataset>/        predictions/*.png and metrics.json
 """

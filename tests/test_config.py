@@ -116,3 +116,44 @@ def test_a_binary_config_file_is_a_config_error(tmp_path):
     path.write_bytes(b"\x80\x81\xfe\xff" * 8)
     with pytest.raises(ConfigError, match="weights.yaml: not a text file"):
         load_config(path)
+
+
+def test_base_inheritance_deep_merges_relative_to_the_file(tmp_path):
+    (tmp_path / "bases").mkdir()
+    (tmp_path / "bases" / "root.yaml").write_text(
+        "model: {discriminator: {type: patchgan, n_layers: 2, width: 16}}\n"
+        "train: {steps: 50, lr_g: 1.0e-3, betas: [0.5, 0.999]}\n"
+    )
+    (tmp_path / "bases" / "mid.yaml").write_text("base: root.yaml\ntrain: {steps: 70}\n")
+    (tmp_path / "variant.yaml").write_text(
+        "base: bases/mid.yaml\n"
+        "model: {discriminator: {width: 32}}\n"  # merged: n_layers from the base stays
+        "train: {betas: [0.9, 0.99]}\n"  # a list replaces
+    )
+    cfg = load_config(tmp_path / "variant.yaml")
+    assert cfg.model.discriminator == {"type": "patchgan", "n_layers": 2, "width": 32}
+    assert (cfg.train.steps, cfg.train.lr_g, cfg.train.betas) == (70, 1e-3, [0.9, 0.99])
+    # another type replaces the whole spec: the old type's arguments would not fit it
+    (tmp_path / "pixel.yaml").write_text("base: variant.yaml\nmodel: {discriminator: {type: pixelgan}}\n")
+    assert load_config(tmp_path / "pixel.yaml").model.discriminator == {"type": "pixelgan"}
+
+
+def test_base_errors_name_the_file(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="makes a cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: base config .*missing.yaml does not exist"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_one_set_flag_takes_several_overrides():
+    from gan_colorize.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--config", "x.yaml", "--set", "train.steps=3", "train.lr_g=0.1", "--set", "data.size=32"]
+    )
+    assert args.overrides == ["train.steps=3", "train.lr_g=0.1", "data.size=32"]
+    args = build_parser().parse_args(["experiment", "s.yaml", "--set", "train.steps=3", "data.size=32"])
+    assert args.overrides == ["train.steps=3", "data.size=32"]

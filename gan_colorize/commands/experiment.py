@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", metavar="FILE", help="study file, e.g. experiments/demo.yaml")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="train and evaluate only these runs")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="config override applied to every run, e.g. --set train.steps=100 (repeatable)",
+        "--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+        help="config overrides applied to every run, e.g. --set train.steps=100 data.size=64 (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--device",

@@ -15,10 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.lr_g=1e-4 (repeatable)",
+        help="override config values, e.g. --set train.lr_g=1e-4 train.steps=500 (repeatable)",
     )
     parser.add_argument("--run-dir", help="run folder (default: the config's run.dir)")
     parser.add_argument("--resume", help="'latest' or a checkpoint folder: continue an interrupted run")

@@ -683,3 +683,18 @@ def test_a_file_without_a_config_is_a_clear_error(tmp_path):
     torch.save({"format": FORMAT, "state_dict": {}, "step": 0, "ema": False}, tmp_path / "g.pt")
     with pytest.raises(ValueError, match="g.pt: no valid config"):
         load_generator(tmp_path / "g.pt")
+
+
+def test_a_dangling_symbolic_link_fails_alone(checkpoint, photo, tmp_path, capsys):
+    """Issue #10 item 7: a broken link in an input folder stopped the whole batch (exit 2)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(photo[:40, :60]).save(inputs / "a.png")
+    (inputs / "gone.jpg").symlink_to(tmp_path / "moved_away.jpg")
+    out = tmp_path / "out"
+    assert run_colorize(inputs, "--checkpoint", checkpoint, "--out", out) == 1
+    report = capsys.readouterr().out
+    assert "done 1, skipped 0 (output exists), failed 1" in report
+    [failure] = [line for line in report.splitlines() if "failed:" in line]
+    assert "gone.jpg" in failure and "broken symbolic link" in failure
+    assert (out / "a.png").is_file()

@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides)
         run_dir = train(config, resume=args.resume)
-    except (ConfigError, DatasetError, MissingWeightsError, FileNotFoundError) as exc:
+    except (ConfigError, DatasetError, MissingWeightsError, FileNotFoundError, ValueError) as exc:
+        # ValueError: a file the config names that cannot be used (model.init_from unreadable, a
+        # pickle with code, tensors of other shapes); the message names it, a traceback adds nothing
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:

@@ -125,8 +125,13 @@ def _drop_duplicate_sources(jobs: list[Job]) -> list[Job]:
     return kept
 
 
-def _file_identity(path: Path) -> tuple[int, int]:
-    stat = path.stat()
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode), or None for a path that names no file (a dangling symbolic link): such a
+    source fails alone when it is read, with the decoder's reason, instead of stopping the batch."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
     return stat.st_dev, stat.st_ino
 
 
@@ -134,7 +139,7 @@ def _refuse_input_overwrites(jobs: list[Job]) -> None:
     sources = {job.source.resolve() for job in jobs}
     # what os.path.samefile compares: on a case-insensitive file system out/a.PNG is in/a.png
     # under another name (and a hard link is the same file), which resolved paths do not show
-    identities = {_file_identity(job.source) for job in jobs}
+    identities = {_file_identity(job.source) for job in jobs} - {None}
     clashes = [
         job
         for job in jobs

@@ -72,7 +72,11 @@ def configs(tmp_path, monkeypatch):
         ({"report": {"gird": 4}}, r"report: unknown key 'gird' \(did you mean 'grid'\?\)"),
         ({"runs": [{"name": "a"}]}, r"runs\[0\]: needs 'config'"),
         ({"runs": [{"name": "a", "config": "x"}, {"name": "a", "config": "y"}]}, "'a' is used twice"),
-        ({"runs": [{"name": "report", "config": "x"}]}, "other than 'report'"),
+        ({"runs": [{"name": "report", "config": "x"}]}, "'report' is the study's report folder"),
+        # issue #10 item 8: a run trains into <out>/<name>, so a name is one plain folder name
+        ({"runs": [{"name": "..", "config": "x"}]}, r"runs\[0\]: name '\.\.' must be one plain folder name"),
+        ({"runs": [{"name": "a\\b", "config": "x"}]}, "must be one plain folder name"),
+        ({"runs": [{"name": ".hidden", "config": "x"}]}, "must be one plain folder name"),
         ({"runs": []}, "non-empty list"),
         ({"eval": {"sets": ["x"], "data": "builtin:skimage"}}, "either 'sets' or 'data'"),
         ({"report": {"grid": -1}}, "report.grid"),
@@ -338,3 +342,28 @@ def test_mini_study_trains_evaluates_reports_and_resumes(configs, capsys):
     capsys.readouterr()
     assert experiment_command.run(parser.parse_args(["study.yaml", "--dry-run"])) == 0
     assert "b: b.yaml -> study/b (finished)" in capsys.readouterr().out
+
+
+def test_a_run_found_in_out_is_not_trusted_unless_trust_code(configs, capsys):
+    """Issue #10 item 2: a finished run in the study's folder whose generator.pt names
+    ``os:system`` was built with trust_code=True ("this process just trained it"): the command ran.
+    Only a checkpoint this call trained is trusted; --trust-code extends it to runs found on disk."""
+    import torch
+
+    (configs / "study.yaml").write_text(
+        yaml.safe_dump(_study(out="study", runs=[{"name": "a", "config": "a.yaml"}]))
+    )
+    assert _run_command("study.yaml", "--device", "cpu") == 0  # trained by this call: trusted
+    file = configs / "study" / "a" / "checkpoints" / "step_00000002" / "generator.pt"
+    payload = torch.load(file, weights_only=True)
+    marker = configs / "command_ran"
+    payload["config"]["model"]["generator"] = {"type": "os:system", "command": f"touch {marker}"}
+    torch.save(payload, file)
+    capsys.readouterr()
+    assert _run_command("study.yaml", "--device", "cpu", "--reevaluate") == 1
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert "warning: run 'a' failed:" in err and "os:system" in err and "--trust-code" in err
+    # the flag is the user's word that the folder is trusted: then the file's type is imported
+    _run_command("study.yaml", "--device", "cpu", "--reevaluate", "--trust-code")
+    assert marker.exists()

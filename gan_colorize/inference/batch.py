@@ -6,7 +6,9 @@
   anything runs (``InputOverwriteError``), ``overwrite`` or not.
 * Existing outputs are skipped unless ``overwrite``; outputs are written atomically, so an
   interrupted batch leaves whole files only and a rerun carries on where it stopped.
-* One bad file fails alone: its reason is kept for the summary and the batch goes on.
+* One bad file fails alone: its reason is kept for the summary and the batch goes on. A
+  generator that predicts NaN or inf stops the batch (``NonFiniteOutputError``, naming the
+  checkpoint): no black image is written.
 * Two threads decode and prepare the next files (full-resolution L) while the network runs;
   consecutive images whose working-resolution shapes agree go through the network together.
 """
@@ -25,6 +27,7 @@ import torch
 
 from gan_colorize.data.decode import BadImageError, composite_on_white
 from gan_colorize.data.files import list_image_files
+from gan_colorize.evaluation.protocol import NonFiniteOutputError
 from gan_colorize.inference.colorizer import Colorizer, PreparedImage
 from gan_colorize.rundir import atomic_write
 
@@ -226,6 +229,8 @@ class _Runner:
             return
         try:
             ab = self.colorizer.predict(torch.stack([prepared.L_work for _, prepared in batch]))
+        except NonFiniteOutputError:
+            raise  # the checkpoint, not an image, is at fault: every image would fail the same way
         except Exception as exc:
             if len(batch) == 1:
                 self.fail(batch[0][0], exc)

@@ -157,12 +157,15 @@ class RunDir:
         if not self.metrics.is_file():
             return []
         rows = []
-        for line in self.metrics.read_text().splitlines():
+        # errors="replace": a file from elsewhere may hold anything; its undecodable lines are skipped
+        for line in self.metrics.read_text(errors="replace").splitlines():
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a kill: the rest is still good
                     continue
+                if isinstance(row, dict):
+                    rows.append(row)
         return rows
 
     @property

@@ -23,11 +23,12 @@ trained that checkpoint or with ``--trust-code`` (README, "Files from elsewhere"
 Paths in a study file are relative to the current directory (run from the repository root), like
 the paths inside configs.
 
-Everything that can be checked before training is (configs, eval sets and data, metric names, and
-that each ``model.init_from`` exists or is the folder of a run trained before it): hours later is
-too late. A run that fails while training or being evaluated is reported ("run 'x' failed: ...")
-and the study goes on without it (a run that starts from it is skipped); the report shows the runs
-that have results and the failures are listed. Ctrl-C stops the whole study.
+Everything that can be checked before training is (configs, the training data of each run that
+will train, eval sets and their data, metric names, and that each ``model.init_from`` exists or
+is the folder of a run trained before it): hours later is too late. A run that fails while
+training or being evaluated is reported ("run 'x' failed: ...") and the study goes on without it
+(a run that starts from it is skipped); the report shows the runs that have results and the
+failures are listed. Ctrl-C stops the whole study.
 
 A run's evaluation on a set is skipped ("up to date") when its ``metrics.json`` records the
 checkpoint that is the run's latest now, the same metrics, protocol and data; ``reevaluate``
@@ -271,6 +272,18 @@ def check_init_from(study: Study, item: PlannedRun, earlier: list[PlannedRun]) -
     )
 
 
+def check_run_data(study: Study, selected: list[PlannedRun]) -> None:
+    """The images each selected run will train on exist (a finished run reads none): a study
+    that trained for an hour must not fail at the run whose folder was never there."""
+    for item in selected:
+        if run_status(item) == "finished":
+            continue
+        for key in ("train", "eval"):
+            value = getattr(item.config.data, key)
+            if value:
+                check_data(value, f"{study.path or study.name}: run {item.run.name!r}: data.{key}")
+
+
 def run_status(planned: PlannedRun) -> str:
     """'finished', 'at step N of M (resumes)' or 'not trained'."""
     checkpoints = RunDir(planned.dir).list_checkpoints()
@@ -292,11 +305,12 @@ def check_eval(study: Study) -> None:
         raise StudyError(f"{where}: eval needs 'sets' (eval/sets/NAME.yaml) or 'data' (and 'size')")
     for name in study.eval.sets:
         try:
-            load_eval_set(name)
+            eval_set = load_eval_set(name)
         except EvalSetError as exc:
             raise StudyError(f"{where}: eval.sets: {exc}") from None
+        check_data(eval_set.data, f"{where}: eval set {name!r} ({eval_set.path}): data")
     if study.eval.data:
-        check_eval_data(study.eval.data, where)
+        check_data(study.eval.data, f"{where}: eval.data")
     if study.eval.metrics is not None:
         try:
             metric_names(study.eval.metrics)
@@ -304,18 +318,19 @@ def check_eval(study: Study) -> None:
             raise StudyError(f"{where}: eval.metrics: {exc}") from None
 
 
-def check_eval_data(data: str, where: str | Path) -> None:
-    """builtin:skimage or an image path that exists (what evaluation would find only after training)."""
+def check_data(data: str, where: str) -> None:
+    """builtin:skimage or an image path that exists (what training or evaluation would find
+    missing only after the runs before it trained); ``where`` names the setting."""
     from gan_colorize.data import BUILTIN
     from gan_colorize.evaluation import EvaluationError
     from gan_colorize.evaluation.evaluate import resolve_data
 
     if data.startswith("builtin:") and data != BUILTIN:
-        raise StudyError(f"{where}: eval.data: unknown builtin data {data!r}; the builtin data is {BUILTIN}")
+        raise StudyError(f"{where}: unknown builtin data {data!r}; the builtin data is {BUILTIN}")
     try:
-        resolve_data(data)  # the error says where a relative path was looked for
+        resolve_data(data)  # the error says where a relative path was looked for, and what to do
     except EvaluationError as exc:
-        raise StudyError(f"{where}: eval.data: {exc}") from None
+        raise StudyError(f"{where}: {exc}") from None
 
 
 def eval_datasets(study: Study, planned: PlannedRun) -> list[str]:
@@ -560,6 +575,7 @@ def run_study(
     planned = plan_study(study, None, overrides)  # every run: the report covers them all
     selected = plan_study(study, only, overrides) if only else planned
     check_eval(study)
+    check_run_data(study, selected)
     failed = train_and_evaluate(study, selected, device, reevaluate, trust_code)
     # every run of the study with results on the study's eval data, also runs not selected this time;
     # results on other data in the same run folders (an earlier study file) are left out

@@ -254,6 +254,7 @@ def test_a_relative_data_path_that_is_not_there_says_where_it_was_read_from(run_
     with pytest.raises(EvaluationError, match=r"read from the current directory.*repository root") as info:
         evaluate_run(run_dir, eval_set=custom)
     assert "../shared/data/nowhere" in str(info.value) and str(tmp_path) in str(info.value)
+    assert "put the images there or name another folder" in str(info.value)
     args = namespace(runs=[str(run_dir)], eval_sets=[str(custom)])
     assert evaluate_command.run(args) == 2
 

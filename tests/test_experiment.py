@@ -17,6 +17,7 @@ from gan_colorize.experiment import (
     EXIT_PARTIAL,
     StudyError,
     check_eval,
+    check_run_data,
     load_study,
     parse_study,
     plan_study,
@@ -203,22 +204,24 @@ def _run_command(*argv: str) -> int:
 
 
 def test_a_failing_run_is_named_and_the_others_go_on(configs, capsys):
+    (configs / "unreadable").mkdir()
+    (configs / "unreadable" / "x.jpg").write_bytes(b"not an image")
     runs = [
-        {"name": "a", "config": "a.yaml", "set": ["data.train=nothere"]},  # fails when it trains
+        {"name": "a", "config": "a.yaml", "set": ["data.train=unreadable"]},  # fails when it trains
         {"name": "zg", "config": "b.yaml", "set": ["model.init_from={out}/a"]},  # starts from a: skipped
         {"name": "b", "config": "b.yaml"},
     ]
     (configs / "study.yaml").write_text(yaml.safe_dump(_study(out="study", runs=runs)))
     assert _run_command("study.yaml", "--device", "cpu") == 1
     captured = capsys.readouterr()
-    assert "warning: run 'a' failed: image folder nothere does not exist" in captured.err
+    assert "warning: run 'a' failed: unreadable: 1 of 1 files are unreadable" in captured.err
     assert "warning: run 'zg' skipped: its model.init_from is run 'a'" in captured.err
     assert not (configs / "study" / "zg").exists()
     md = (configs / "study" / "report" / "report.md").read_text()
     assert "| b |" in md and "| a |" not in md
     assert "by `gan-colorize experiment study.yaml`." in md  # what wrote the report
     # the report itself says which runs have no row, and why
-    assert "> **Warning:** run 'a' failed: image folder nothere does not exist" in md
+    assert "> **Warning:** run 'a' failed: unreadable: 1 of 1 files are unreadable" in md
     assert "run 'zg' skipped" in md
     html = (configs / "study" / "report" / "report.html").read_text()
     assert 'class="warning">Warning: run &#x27;a&#x27; failed' in html
@@ -274,9 +277,24 @@ def test_an_interrupted_run_stops_the_study(configs, monkeypatch, capsys):
     assert "run 'a' stopped at step 0 of 2" in capsys.readouterr().err
 
 
+@pytest.fixture
+def user_clone(tmp_path, monkeypatch):
+    """The current directory as a user's clone: the repository's configs, eval sets and studies,
+    and photos at data/train, where the shipped configs and eval sets look for them."""
+    for folder in ("configs", "eval", "experiments"):
+        (tmp_path / folder).symlink_to(REPO / folder)
+    photos = tmp_path / "data" / "train"
+    photos.mkdir(parents=True)
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.coffee()[::8, ::8]).save(photos / "coffee.png")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_studies_parse_and_their_configs_load(path, monkeypatch):
-    monkeypatch.chdir(REPO)
+def test_shipped_studies_parse_and_their_configs_load(path, user_clone):
     study = load_study(path.relative_to(REPO))
     planned = plan_study(study)
     assert [p.run.name for p in planned] == [r.name for r in study.runs]
@@ -286,7 +304,8 @@ def test_shipped_studies_parse_and_their_configs_load(path, monkeypatch):
         if init and init.startswith(str(study.out_dir) + "/"):
             source = Path(init).name
             assert names.index(source) < names.index(item.run.name), f"{item.run.name} trains before {source}"
-    check_eval(study)  # the eval sets exist, the metric names are registered
+    check_eval(study)  # the eval sets and their data exist, the metric names are registered
+    check_run_data(study, planned)
     for item in planned:  # the components the overrides name take the arguments given
         for registry, spec in (
             (GENERATORS, item.config.model.generator),
@@ -367,3 +386,26 @@ def test_a_run_found_in_out_is_not_trusted_unless_trust_code(configs, capsys):
     # the flag is the user's word that the folder is trusted: then the file's type is imported
     _run_command("study.yaml", "--device", "cpu", "--reevaluate", "--trust-code")
     assert marker.exists()
+
+
+@pytest.mark.parametrize("missing", ["eval set", "training data"])
+def test_data_a_study_needs_is_checked_before_anything_trains(user_clone, capsys, missing):
+    """Issue #10 item 6: three runs trained for 45 minutes, then every evaluation failed because
+    the eval set named a folder that did not exist. Every path is checked before the first step,
+    and a missing data/train (the shipped default) says what to do."""
+    import shutil
+
+    shutil.rmtree(user_clone / "data")  # a clone without data/train
+    if missing == "eval set":  # training on builtin:skimage, evaluating on data/train's holdout
+        config, evaluation = "configs/tiny/regression.yaml", {"sets": ["photos_holdout"]}
+    else:  # training on data/train, evaluating on builtin:skimage
+        config, evaluation = "configs/unet_l1.yaml", {"data": "builtin:skimage", "size": 32}
+    runs = [{"name": "a", "config": config}]
+    study = {"name": "s", "out": "study", "runs": runs, "eval": {**evaluation, "metrics": ["psnr"]}}
+    (user_clone / "study.yaml").write_text(yaml.safe_dump(study))
+    assert _run_command("study.yaml", "--device", "cpu", "--set", "train.steps=1") == 2
+    err = capsys.readouterr().err
+    where = "eval set 'photos_holdout'" if missing == "eval set" else "run 'a': data.train"
+    assert where in err and "image folder data/train does not exist" in err
+    assert "put them there" in err and "--set data.train=PATH" in err
+    assert not (user_clone / "study").exists()  # nothing trained

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         StudyError,
         StudyInterruptedError,
         check_eval,
+        check_run_data,
         load_study,
         plan_study,
         run_status,
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
             study.out = args.out
         if args.dry_run:
             check_eval(study)
-            for item in plan_study(study, args.only, args.overrides):
+            selected = plan_study(study, args.only, args.overrides)
+            check_run_data(study, selected)
+            for item in selected:
                 print(f"{item.run.name}: {item.run.config} -> {item.dir} ({run_status(item)})")
             return 0
         result = run_study(study, args.only, args.overrides, args.device, args.reevaluate, args.trust_code)

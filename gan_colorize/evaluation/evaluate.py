@@ -323,9 +323,14 @@ def evaluated_data(config, data: str | None, eval_fraction: float | None) -> tup
     return data, eval_fraction
 
 
+# where the shipped configs and eval sets look for the user's photos (README, "Data")
+SHIPPED_DATA = "data/train"
+
+
 def resolve_data(data: str) -> str:
     """An image folder (or file) as an absolute path, for metrics.json's ``data_path``; builtin data
-    as it is. A path that does not exist is an error; a relative one says where it was looked for."""
+    as it is. A path that does not exist is an error that says where it was looked for and what
+    to do."""
     if data.startswith("builtin:"):
         return data
     path = Path(data).expanduser()
@@ -336,7 +341,14 @@ def resolve_data(data: str) -> str:
                 f" (looked for in {Path.cwd()}: relative paths in eval sets and configs are read from "
                 "the current directory; run from the repository root or give an absolute path)"
             )
-        raise EvaluationError(f"image folder {data} does not exist{where}")
+        todo = "put the images there or name another folder"
+        if path == Path(SHIPPED_DATA):
+            todo = (
+                f"the shipped configs and eval sets read your photos from {SHIPPED_DATA}: put them there "
+                "(any folder of images, searched recursively) or give another folder with "
+                "--set data.train=PATH (README, Data); builtin:skimage trains on scikit-image's photos"
+            )
+        raise EvaluationError(f"image folder {data} does not exist{where}; {todo}")
     return str(path.resolve())
 
 

@@ -167,6 +167,10 @@ def parse_study(data: Any, where: str = "study") -> Study:
     _check_keys(data, Study, where)
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise StudyError(f"{where}: needs 'name' (a string)")
+    try:  # the default out folder is runs/<name>
+        check_name(data["name"], "name")
+    except UnsafeNameError as exc:
+        raise StudyError(f"{where}: {exc}") from None
     eval_data = _check_keys(data.get("eval") or {}, EvalSpec, f"{where}: eval")
     report_data = _check_keys(data.get("report") or {}, ReportSpec, f"{where}: report")
     eval_spec = EvalSpec(

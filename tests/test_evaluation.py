@@ -388,6 +388,10 @@ def test_out_never_replaces_an_image_or_another_file(tmp_path, capsys):
     assert {p: p.read_bytes() for p in tmp_path.rglob("*.png")} == before
     assert not (tmp_path / "gt" / "new.json").exists()
     assert (tmp_path / "notes.json").read_text() == '{"mine": 1}\n'
+    with pytest.raises(EvaluationError, match="approach '../x' must be one plain folder name"):
+        evaluate_folders(
+            tmp_path / "pred", tmp_path / "gt", ["psnr"], out=tmp_path / "m.json", approach="../x"
+        )
     # an earlier result of the same kind is replaced: a rerun updates its own file
     out = tmp_path / "m.json"
     for _ in range(2):

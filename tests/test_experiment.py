@@ -78,6 +78,7 @@ def configs(tmp_path, monkeypatch):
         ({"runs": [{"name": "..", "config": "x"}]}, r"runs\[0\]: name '\.\.' must be one plain folder name"),
         ({"runs": [{"name": "a\\b", "config": "x"}]}, "must be one plain folder name"),
         ({"runs": [{"name": ".hidden", "config": "x"}]}, "must be one plain folder name"),
+        ({"name": ".."}, r"s\.yaml: name '\.\.' must be one plain folder name"),  # out: runs/<name>
         ({"runs": []}, "non-empty list"),
         ({"eval": {"sets": ["x"], "data": "builtin:skimage"}}, "either 'sets' or 'data'"),
         ({"report": {"grid": -1}}, "report.grid"),

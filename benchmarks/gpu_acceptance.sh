@@ -16,8 +16,9 @@
 #
 # Environment:
 #   OUT            where results go (default runs/gpu_acceptance/<stage>)
-#   PHOTOS         the training photos (default: ../shared/data/photos, else shared/data/photos);
-#                  the configs and eval sets read ../shared/data/photos, so they are linked there
+#   PHOTOS         the training photos (default: ../shared/data/photos, beside the development
+#                  checkout, else shared/data/photos); the configs and eval sets read data/train
+#                  (a user's photos), so PHOTOS is linked there when data/train does not exist
 #   STEPS          steps of the train stage (20000); TRAIN_SECONDS: its time limit (420), after
 #                  which it stops with a checkpoint (SIGINT) and is evaluated where it got to
 #   COMPARE_STEPS  steps of each compare run (2000)
@@ -53,9 +54,13 @@ if [[ ! -d "$PHOTOS" ]]; then
         "(mkdir -p shared/data && cp -r ../shared/data/photos shared/data/) or set PHOTOS" >&2
     exit 2
 fi
-if [[ ! -e ../shared/data/photos ]]; then
-    mkdir -p ../shared/data
-    ln -s "$(cd "$PHOTOS" && pwd)" ../shared/data/photos
+if [[ ! -e data/train ]]; then  # where the shipped configs and eval sets look for photos
+    mkdir -p data
+    ln -s "$(cd "$PHOTOS" && pwd)" data/train
+elif [[ "$(cd data/train && pwd -P)" != "$(cd "$PHOTOS" && pwd -P)" ]]; then
+    echo "error: data/train exists and is not $PHOTOS; the configs and eval sets read data/train:" \
+        "set PHOTOS=data/train to use it, or move it away" >&2
+    exit 2
 fi
 
 sets() {  # "--set a --set b ..." for every override given
@@ -71,10 +76,10 @@ complete_or_partial() {  # run "$@"; exit 3 (a metric n/a, e.g. missing weights)
 case $stage in
 bench)
     python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")'
-    python3 benchmarks/train_throughput.py --e2e-data ../shared/data/photos "${bench_args[@]}" |
+    python3 benchmarks/train_throughput.py --e2e-data "$PHOTOS" "${bench_args[@]}" |
         tee "$OUT/train_eager.json"
     python3 benchmarks/train_throughput.py --compile --compile-mode "$COMPILE_MODE" \
-        --e2e-data ../shared/data/photos "${bench_args[@]}" | tee "$OUT/train_compiled.json"
+        --e2e-data "$PHOTOS" "${bench_args[@]}" | tee "$OUT/train_compiled.json"
     python3 benchmarks/colorize_throughput.py | tee "$OUT/colorize.json"
     ;;
 train)

@@ -16,15 +16,19 @@ A study file (``experiments/*.yaml``) is data, like a config::
     report: {grid: 6, title: "..."}
 
 Runs are trained in file order (so a run can start from an earlier one), each resumed where it
-stopped (a finished run returns at once), then evaluated; the report goes to ``<out>/report/``.
+stopped (a finished run is left as it is), then evaluated; the report goes to ``<out>/report/``.
+A run folder already in ``out`` is a file from elsewhere like any other: its checkpoint may name
+an unregistered ``module:Class`` generator, which is imported (its code run) only when this call
+trained that checkpoint or with ``--trust-code`` (README, "Files from elsewhere").
 Paths in a study file are relative to the current directory (run from the repository root), like
 the paths inside configs.
 
-Everything that can be checked before training is (configs, eval sets and data, metric names, and
-that each ``model.init_from`` exists or is the folder of a run trained before it): hours later is
-too late. A run that fails while training or being evaluated is reported ("run 'x' failed: ...")
-and the study goes on without it (a run that starts from it is skipped); the report shows the runs
-that have results and the failures are listed. Ctrl-C stops the whole study.
+Everything that can be checked before training is (configs, the training data of each run that
+will train, eval sets and their data, metric names, and that each ``model.init_from`` exists or
+is the folder of a run trained before it): hours later is too late. A run that fails while
+training or being evaluated is reported ("run 'x' failed: ...") and the study goes on without it
+(a run that starts from it is skipped); the report shows the runs that have results and the
+failures are listed. Ctrl-C stops the whole study.
 
 A run's evaluation on a set is skipped ("up to date") when its ``metrics.json`` records the
 checkpoint that is the run's latest now, the same metrics, protocol and data; ``reevaluate``
@@ -45,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from gan_colorize.config import Config, ConfigError, load_config, read_yaml
 from gan_colorize.registry import closest
-from gan_colorize.rundir import RunDir
+from gan_colorize.rundir import RunDir, UnsafeNameError, check_name
 
 if TYPE_CHECKING:
     from gan_colorize.report import Report
@@ -145,8 +149,12 @@ def _parse_runs(value: Any, where: str) -> list[StudyRun]:
             if not isinstance(item.get(key), str) or not item[key]:
                 raise StudyError(f"{at}: needs {key!r} (a string)")
         name = item["name"]
-        if "/" in name or name in (".", "..", "report"):
-            raise StudyError(f"{at}: name {name!r} must be a plain folder name other than 'report'")
+        try:  # each run trains into <out>/<name>
+            check_name(name, "name")
+        except UnsafeNameError as exc:
+            raise StudyError(f"{at}: {exc}") from None
+        if name == "report":
+            raise StudyError(f"{at}: name 'report' is the study's report folder; choose another")
         if name in seen:
             raise StudyError(f"{at}: run name {name!r} is used twice")
         seen.add(name)
@@ -159,6 +167,10 @@ def parse_study(data: Any, where: str = "study") -> Study:
     _check_keys(data, Study, where)
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise StudyError(f"{where}: needs 'name' (a string)")
+    try:  # the default out folder is runs/<name>
+        check_name(data["name"], "name")
+    except UnsafeNameError as exc:
+        raise StudyError(f"{where}: {exc}") from None
     eval_data = _check_keys(data.get("eval") or {}, EvalSpec, f"{where}: eval")
     report_data = _check_keys(data.get("report") or {}, ReportSpec, f"{where}: report")
     eval_spec = EvalSpec(
@@ -264,6 +276,18 @@ def check_init_from(study: Study, item: PlannedRun, earlier: list[PlannedRun]) -
     )
 
 
+def check_run_data(study: Study, selected: list[PlannedRun]) -> None:
+    """The images each selected run will train on exist (a finished run reads none): a study
+    that trained for an hour must not fail at the run whose folder was never there."""
+    for item in selected:
+        if run_status(item) == "finished":
+            continue
+        for key in ("train", "eval"):
+            value = getattr(item.config.data, key)
+            if value:
+                check_data(value, f"{study.path or study.name}: run {item.run.name!r}: data.{key}")
+
+
 def run_status(planned: PlannedRun) -> str:
     """'finished', 'at step N of M (resumes)' or 'not trained'."""
     checkpoints = RunDir(planned.dir).list_checkpoints()
@@ -285,11 +309,12 @@ def check_eval(study: Study) -> None:
         raise StudyError(f"{where}: eval needs 'sets' (eval/sets/NAME.yaml) or 'data' (and 'size')")
     for name in study.eval.sets:
         try:
-            load_eval_set(name)
+            eval_set = load_eval_set(name)
         except EvalSetError as exc:
             raise StudyError(f"{where}: eval.sets: {exc}") from None
+        check_data(eval_set.data, f"{where}: eval set {name!r} ({eval_set.path}): data")
     if study.eval.data:
-        check_eval_data(study.eval.data, where)
+        check_data(study.eval.data, f"{where}: eval.data")
     if study.eval.metrics is not None:
         try:
             metric_names(study.eval.metrics)
@@ -297,18 +322,19 @@ def check_eval(study: Study) -> None:
             raise StudyError(f"{where}: eval.metrics: {exc}") from None
 
 
-def check_eval_data(data: str, where: str | Path) -> None:
-    """builtin:skimage or an image path that exists (what evaluation would find only after training)."""
+def check_data(data: str, where: str) -> None:
+    """builtin:skimage or an image path that exists (what training or evaluation would find
+    missing only after the runs before it trained); ``where`` names the setting."""
     from gan_colorize.data import BUILTIN
     from gan_colorize.evaluation import EvaluationError
     from gan_colorize.evaluation.evaluate import resolve_data
 
     if data.startswith("builtin:") and data != BUILTIN:
-        raise StudyError(f"{where}: eval.data: unknown builtin data {data!r}; the builtin data is {BUILTIN}")
+        raise StudyError(f"{where}: unknown builtin data {data!r}; the builtin data is {BUILTIN}")
     try:
-        resolve_data(data)  # the error says where a relative path was looked for
+        resolve_data(data)  # the error says where a relative path was looked for, and what to do
     except EvaluationError as exc:
-        raise StudyError(f"{where}: eval.data: {exc}") from None
+        raise StudyError(f"{where}: {exc}") from None
 
 
 def eval_datasets(study: Study, planned: PlannedRun) -> list[str]:
@@ -341,22 +367,35 @@ class StudyInterruptedError(RuntimeError):
     """A run stopped before ``train.steps`` (Ctrl-C, SIGTERM): the study stops too."""
 
 
-def train_run(planned: PlannedRun, device: str | None) -> None:
-    """Train (or resume, or find finished) one run; raises StudyInterruptedError if it stopped early."""
+def latest_step(run_dir: Path) -> int | None:
+    """The step of the run's latest complete checkpoint; None when it has none."""
+    checkpoints = RunDir(run_dir).list_checkpoints()
+    return checkpoints[-1][0] if checkpoints else None
+
+
+def train_run(planned: PlannedRun, device: str | None) -> bool:
+    """Train (or resume) one run; a finished run is left as it is, without building anything.
+    Returns whether this call wrote the run's latest checkpoint: only then are its weights, and
+    the generator type its file names, this process's own (see :func:`evaluate_planned`). Raises
+    StudyInterruptedError if the run stopped early."""
     from gan_colorize.training import train
 
+    before = latest_step(planned.dir)
+    if before is not None and before >= planned.config.train.steps:
+        log.info("run %s: finished (step %d)", planned.run.name, before)
+        return False
     log.info("run %s: training into %s (resumes where it stopped)", planned.run.name, planned.dir)
     with training_device(device):
         train(planned.config, resume="latest")
     # train() returns normally after a Ctrl-C (it writes a checkpoint and stops): evaluating that
     # half-trained run and starting the next one would ignore the request to stop
-    checkpoints = RunDir(planned.dir).list_checkpoints()
-    step = checkpoints[-1][0] if checkpoints else 0
+    step = latest_step(planned.dir) or 0
     if step < planned.config.train.steps:
         raise StudyInterruptedError(
             f"run {planned.run.name!r} stopped at step {step} of {planned.config.train.steps}; "
             f"run the same command again to resume it and go on with the study"
         )
+    return before is None or step > before
 
 
 def eval_requests(study: Study) -> list[dict]:
@@ -429,15 +468,21 @@ def current_evaluation(file: Path, now: dict) -> dict | None:
 
 
 def evaluate_planned(
-    study: Study, planned: PlannedRun, device: str | None, reevaluate: bool = False
+    study: Study,
+    planned: PlannedRun,
+    device: str | None,
+    reevaluate: bool = False,
+    trust_code: bool = False,
 ) -> list[dict]:
     """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows.
     An evaluation that is current (:func:`current_evaluation`) is kept unless ``reevaluate``:
-    Frechet distances on real data take minutes per run."""
+    Frechet distances on real data take minutes per run. ``trust_code``: build an unregistered
+    ``module:Class`` generator that the run's checkpoint names; give it only for weights this
+    process trained now (or with ``--trust-code``): a run folder found in ``out`` may come from
+    anywhere, and its file may name any code."""
     from gan_colorize.evaluation import evaluate_run
 
-    # the study's own config named the generator and this process just trained it: trusted
-    common = {"metrics": study.eval.metrics, "device": device, "trust_code": True}
+    common = {"metrics": study.eval.metrics, "device": device, "trust_code": trust_code}
     rows = []
     for request in eval_requests(study):
         now = evaluation_now(study, planned, request)
@@ -492,19 +537,21 @@ def skip_reason(item: PlannedRun, failed: list[PlannedRun]) -> str | None:
 
 
 def train_and_evaluate(
-    study: Study, selected: list[PlannedRun], device: str | None, reevaluate: bool
+    study: Study, selected: list[PlannedRun], device: str | None, reevaluate: bool, trust_code: bool = False
 ) -> dict[str, str]:
     """Each selected run in turn; one that fails is logged and left out, the others go on.
     Returns the runs that failed or were skipped ("failed: ...", "skipped: ..."). Ctrl-C stops
-    everything at once."""
+    everything at once. A run's generator type is trusted (``module:Class`` imported) when this
+    call trained its latest checkpoint, or with ``trust_code``."""
     failed: dict[str, str] = {}
     failed_runs: list[PlannedRun] = []
     for item in selected:
         reason = skip_reason(item, failed_runs)
         if reason is None:
             try:
-                train_run(item, device)
-                evaluate_planned(study, item, device, reevaluate)  # None: a GPU when there is one
+                trained_now = train_run(item, device)
+                # None: a GPU when there is one
+                evaluate_planned(study, item, device, reevaluate, trust_code=trust_code or trained_now)
                 continue
             except StudyInterruptedError:
                 raise
@@ -522,14 +569,18 @@ def run_study(
     overrides: list[str] | None = None,
     device: str | None = None,
     reevaluate: bool = False,
+    trust_code: bool = False,
 ) -> StudyResult:
-    """Train, evaluate and report; the report (printed with ``print_summary``) and the failed runs."""
+    """Train, evaluate and report; the report (printed with ``print_summary``) and the failed runs.
+    ``trust_code``: also build unregistered generator types named by runs this call did not train
+    (``--trust-code``)."""
     from gan_colorize.report import build_report
 
     planned = plan_study(study, None, overrides)  # every run: the report covers them all
     selected = plan_study(study, only, overrides) if only else planned
     check_eval(study)
-    failed = train_and_evaluate(study, selected, device, reevaluate)
+    check_run_data(study, selected)
+    failed = train_and_evaluate(study, selected, device, reevaluate, trust_code)
     # every run of the study with results on the study's eval data, also runs not selected this time;
     # results on other data in the same run folders (an earlier study file) are left out
     files = []

@@ -206,12 +206,15 @@ class RunDir:
         if not self.metrics.is_file():
             return []
         rows = []
-        for line in self.metrics.read_text().splitlines():
+        # errors="replace": a file from elsewhere may hold anything; its undecodable lines are skipped
+        for line in self.metrics.read_text(errors="replace").splitlines():
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a kill: the rest is still good
                     continue
+                if isinstance(row, dict):
+                    rows.append(row)
         return rows
 
     @property
@@ -223,7 +226,27 @@ GENERATOR_FILE = "generator.pt"
 
 
 def safe_name(text: str) -> str:
-    """A dataset spec such as ``builtin:skimage`` or ``/data/photos`` as a folder name."""
+    """A dataset spec such as ``builtin:skimage`` or ``/data/photos`` as a folder name: one path
+    component that is never ``.`` or ``..`` (leading dots go: no hidden or parent folders)."""
     text = text.rstrip("/").replace("builtin:", "builtin_")
-    base = Path(text).name or "data"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(text).name)
+    return base.lstrip(".") or "data"
+
+
+class UnsafeNameError(ValueError):
+    """A name that becomes a folder or file name but is not one plain path component."""
+
+
+def check_name(name: object, what: str) -> str:
+    """``name`` when it is one plain path component: a run, an evaluation set or an approach is
+    written to ``<folder>/<name>``, and a name such as ``..`` or ``a/b`` would write (and, on a
+    rerun, clear) outside that folder. Checked where a name is read, with ``what`` naming it."""
+    if not isinstance(name, str) or not name.strip():
+        raise UnsafeNameError(f"{what} must be a non-empty string, got {name!r}")
+    unsafe = name.startswith(".") or any(c in name for c in "/\\") or not name.isprintable()
+    if unsafe:
+        raise UnsafeNameError(
+            f"{what} {name!r} must be one plain folder name: no '/' or '\\', no leading '.', "
+            "no control characters"
+        )
+    return name

@@ -518,7 +518,8 @@ def test_build_datasets_folder_holds_out_a_stable_disjoint_share(good_folder):
 def test_data_inspect_json_counts(folder, capsys):
     from gan_colorize.cli import main
 
-    assert main(["data", "inspect", str(folder), "--json"]) == 0
+    # issue #10 item 11: training would refuse this folder, so the command does not exit 0
+    assert main(["data", "inspect", str(folder), "--json"]) == 1
     summary = json.loads(capsys.readouterr().out)
     assert summary["images"] == 15 and summary["readable"] == 13
     assert {u["file"] for u in summary["unreadable"]} == UNREADABLE
@@ -547,8 +548,9 @@ def test_data_inspect_says_what_training_would_do_at_the_edges(folder, capsys):
 def test_data_inspect_human_output_and_missing_path(folder, capsys):
     from gan_colorize.cli import main
 
-    assert main(["data", "inspect", str(folder)]) == 0
+    assert main(["data", "inspect", str(folder)]) == 1  # 2 of 15 unreadable: training would stop
     out = capsys.readouterr().out
+    assert "refuses to start" in " ".join(out.split())  # rich wraps long lines
     assert "truncated.jpg" in out and "nochroma.png" in out
     assert main(["data", "inspect", str(folder / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err

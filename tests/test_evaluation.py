@@ -254,6 +254,7 @@ def test_a_relative_data_path_that_is_not_there_says_where_it_was_read_from(run_
     with pytest.raises(EvaluationError, match=r"read from the current directory.*repository root") as info:
         evaluate_run(run_dir, eval_set=custom)
     assert "../shared/data/nowhere" in str(info.value) and str(tmp_path) in str(info.value)
+    assert "put the images there or name another folder" in str(info.value)
     args = namespace(runs=[str(run_dir)], eval_sets=[str(custom)])
     assert evaluate_command.run(args) == 2
 
@@ -341,3 +342,106 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert evaluate_command.run(namespace(runs=[str(tmp_path)], metrics="psnrr")) == 2
     err = capsys.readouterr().err
     assert "did you mean 'psnr'" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- files from elsewhere (issue #10)
+def test_an_eval_set_name_is_one_plain_folder_name(run_dir, tmp_path):
+    """Item 8: a set named '..' wrote predictions/ gt/ input/ metrics.json into the run root (and a
+    rerun would clear them)."""
+    for name in ("..", ".", "a/b", ".hidden"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(yaml_text({"name": name, "data": "builtin:skimage", "size": SIZE}))
+        with pytest.raises(EvalSetError, match="must be one plain folder name"):
+            load_eval_set(bad)
+    (tmp_path / "..yaml").write_text(yaml_text({"data": "builtin:skimage", "size": SIZE}))  # name: "."
+    with pytest.raises(EvalSetError, match="must be one plain folder name"):
+        load_eval_set(tmp_path / "..yaml")
+    # a set made in code is checked too, before anything is written or cleared
+    from gan_colorize.evaluation import EvalSet
+
+    with pytest.raises(EvaluationError, match="must be one plain folder name"):
+        evaluate_run(
+            run_dir, eval_set=EvalSet(name="..", data="builtin:skimage", size=SIZE, metrics=["psnr"])
+        )
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "predictions").exists()
+    assert RunDir(run_dir).eval_dir("..").parent == run_dir / "eval"
+
+
+def yaml_text(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data)
+
+
+def test_out_never_replaces_an_image_or_another_file(tmp_path, capsys):
+    """Item 3: --out G/img0.png overwrote a ground-truth image with the metrics JSON."""
+    write_images(tmp_path / "gt", ["a.png", "b.png"], seed=1)
+    write_images(tmp_path / "pred", ["a.png", "b.png"], seed=2)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.png")}
+    (tmp_path / "notes.json").write_text('{"mine": 1}\n')
+    for out in ("gt/a.png", "pred/b.png", "gt/new.json", "pred", "notes.json"):
+        args = namespace(
+            pred=str(tmp_path / "pred"), gt=str(tmp_path / "gt"), metrics="psnr", out=str(tmp_path / out)
+        )
+        assert evaluate_command.run(args) == 2, out
+        assert "--out" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.png")} == before
+    assert not (tmp_path / "gt" / "new.json").exists()
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}\n'
+    with pytest.raises(EvaluationError, match="approach '../x' must be one plain folder name"):
+        evaluate_folders(
+            tmp_path / "pred", tmp_path / "gt", ["psnr"], out=tmp_path / "m.json", approach="../x"
+        )
+    # an earlier result of the same kind is replaced: a rerun updates its own file
+    out = tmp_path / "m.json"
+    for _ in range(2):
+        assert evaluate_folders(tmp_path / "pred", tmp_path / "gt", ["psnr"], out=out)["n_images"] == 2
+
+
+def test_out_refuses_a_runs_metrics_file(evaluated, tmp_path):
+    """A run's metrics.json is not a result of the same kind as an outside method's."""
+    write_images(tmp_path / "gt", ["a.png"], seed=1)
+    run_metrics = Path(evaluated["metrics_file"])
+    before = run_metrics.read_text()
+    with pytest.raises(EvaluationError, match="not a metrics file of an earlier"):
+        evaluate_folders(tmp_path / "gt", tmp_path / "gt", ["psnr"], out=run_metrics)
+    assert run_metrics.read_text() == before
+
+
+class HugeWeights(torch.nn.Module):
+    """What a 'last good' checkpoint of a diverged run computes: finite weights (1e30), NaN output."""
+
+    output_kind = "ab"
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 1)
+        torch.nn.init.constant_(self.conv.weight, 1e30)
+
+    def forward(self, L_norm):
+        x = self.conv(self.conv.weight.sum() * L_norm)
+        return torch.tanh(x - x)  # inf - inf = NaN
+
+
+def test_evaluation_refuses_non_finite_predictions(run_dir, monkeypatch):
+    """Item 10: a checkpoint whose generator predicts NaN was scored as all-black predictions."""
+    import gan_colorize.models
+
+    real = gan_colorize.models.load_generator
+
+    def huge(path, device="cpu", trust_code=False):
+        loaded = real(path, device, trust_code)
+        loaded.module = HugeWeights()
+        return loaded
+
+    monkeypatch.setattr(gan_colorize.models, "load_generator", huge)
+    from gan_colorize.evaluation.protocol import NonFiniteOutputError
+
+    with pytest.raises(
+        NonFiniteOutputError, match=r"generator\.pt: the generator predicts non-finite colours"
+    ):
+        evaluate_run(run_dir, data="builtin:skimage", size=SIZE, metrics=["psnr"])
+    folder = RunDir(run_dir).eval_dir("builtin:skimage_32px")
+    assert not (folder / "predictions").exists() or not any((folder / "predictions").iterdir())
+    gt = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8)
+    assert colorize_batch(HugeWeights(), gt).shape == gt.shape  # training samples: no source, no check

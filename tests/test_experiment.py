@@ -17,6 +17,7 @@ from gan_colorize.experiment import (
     EXIT_PARTIAL,
     StudyError,
     check_eval,
+    check_run_data,
     load_study,
     parse_study,
     plan_study,
@@ -72,7 +73,12 @@ def configs(tmp_path, monkeypatch):
         ({"report": {"gird": 4}}, r"report: unknown key 'gird' \(did you mean 'grid'\?\)"),
         ({"runs": [{"name": "a"}]}, r"runs\[0\]: needs 'config'"),
         ({"runs": [{"name": "a", "config": "x"}, {"name": "a", "config": "y"}]}, "'a' is used twice"),
-        ({"runs": [{"name": "report", "config": "x"}]}, "other than 'report'"),
+        ({"runs": [{"name": "report", "config": "x"}]}, "'report' is the study's report folder"),
+        # issue #10 item 8: a run trains into <out>/<name>, so a name is one plain folder name
+        ({"runs": [{"name": "..", "config": "x"}]}, r"runs\[0\]: name '\.\.' must be one plain folder name"),
+        ({"runs": [{"name": "a\\b", "config": "x"}]}, "must be one plain folder name"),
+        ({"runs": [{"name": ".hidden", "config": "x"}]}, "must be one plain folder name"),
+        ({"name": ".."}, r"s\.yaml: name '\.\.' must be one plain folder name"),  # out: runs/<name>
         ({"runs": []}, "non-empty list"),
         ({"eval": {"sets": ["x"], "data": "builtin:skimage"}}, "either 'sets' or 'data'"),
         ({"report": {"grid": -1}}, "report.grid"),
@@ -199,22 +205,24 @@ def _run_command(*argv: str) -> int:
 
 
 def test_a_failing_run_is_named_and_the_others_go_on(configs, capsys):
+    (configs / "unreadable").mkdir()
+    (configs / "unreadable" / "x.jpg").write_bytes(b"not an image")
     runs = [
-        {"name": "a", "config": "a.yaml", "set": ["data.train=nothere"]},  # fails when it trains
+        {"name": "a", "config": "a.yaml", "set": ["data.train=unreadable"]},  # fails when it trains
         {"name": "zg", "config": "b.yaml", "set": ["model.init_from={out}/a"]},  # starts from a: skipped
         {"name": "b", "config": "b.yaml"},
     ]
     (configs / "study.yaml").write_text(yaml.safe_dump(_study(out="study", runs=runs)))
     assert _run_command("study.yaml", "--device", "cpu") == 1
     captured = capsys.readouterr()
-    assert "warning: run 'a' failed: image folder nothere does not exist" in captured.err
+    assert "warning: run 'a' failed: unreadable: 1 of 1 files are unreadable" in captured.err
     assert "warning: run 'zg' skipped: its model.init_from is run 'a'" in captured.err
     assert not (configs / "study" / "zg").exists()
     md = (configs / "study" / "report" / "report.md").read_text()
     assert "| b |" in md and "| a |" not in md
     assert "by `gan-colorize experiment study.yaml`." in md  # what wrote the report
     # the report itself says which runs have no row, and why
-    assert "> **Warning:** run 'a' failed: image folder nothere does not exist" in md
+    assert "> **Warning:** run 'a' failed: unreadable: 1 of 1 files are unreadable" in md
     assert "run 'zg' skipped" in md
     html = (configs / "study" / "report" / "report.html").read_text()
     assert 'class="warning">Warning: run &#x27;a&#x27; failed' in html
@@ -270,9 +278,24 @@ def test_an_interrupted_run_stops_the_study(configs, monkeypatch, capsys):
     assert "run 'a' stopped at step 0 of 2" in capsys.readouterr().err
 
 
+@pytest.fixture
+def user_clone(tmp_path, monkeypatch):
+    """The current directory as a user's clone: the repository's configs, eval sets and studies,
+    and photos at data/train, where the shipped configs and eval sets look for them."""
+    for folder in ("configs", "eval", "experiments"):
+        (tmp_path / folder).symlink_to(REPO / folder)
+    photos = tmp_path / "data" / "train"
+    photos.mkdir(parents=True)
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.coffee()[::8, ::8]).save(photos / "coffee.png")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_studies_parse_and_their_configs_load(path, monkeypatch):
-    monkeypatch.chdir(REPO)
+def test_shipped_studies_parse_and_their_configs_load(path, user_clone):
     study = load_study(path.relative_to(REPO))
     planned = plan_study(study)
     assert [p.run.name for p in planned] == [r.name for r in study.runs]
@@ -282,7 +305,8 @@ def test_shipped_studies_parse_and_their_configs_load(path, monkeypatch):
         if init and init.startswith(str(study.out_dir) + "/"):
             source = Path(init).name
             assert names.index(source) < names.index(item.run.name), f"{item.run.name} trains before {source}"
-    check_eval(study)  # the eval sets exist, the metric names are registered
+    check_eval(study)  # the eval sets and their data exist, the metric names are registered
+    check_run_data(study, planned)
     for item in planned:  # the components the overrides name take the arguments given
         for registry, spec in (
             (GENERATORS, item.config.model.generator),
@@ -338,3 +362,51 @@ def test_mini_study_trains_evaluates_reports_and_resumes(configs, capsys):
     capsys.readouterr()
     assert experiment_command.run(parser.parse_args(["study.yaml", "--dry-run"])) == 0
     assert "b: b.yaml -> study/b (finished)" in capsys.readouterr().out
+
+
+def test_a_run_found_in_out_is_not_trusted_unless_trust_code(configs, capsys):
+    """Issue #10 item 2: a finished run in the study's folder whose generator.pt names
+    ``os:system`` was built with trust_code=True ("this process just trained it"): the command ran.
+    Only a checkpoint this call trained is trusted; --trust-code extends it to runs found on disk."""
+    import torch
+
+    (configs / "study.yaml").write_text(
+        yaml.safe_dump(_study(out="study", runs=[{"name": "a", "config": "a.yaml"}]))
+    )
+    assert _run_command("study.yaml", "--device", "cpu") == 0  # trained by this call: trusted
+    file = configs / "study" / "a" / "checkpoints" / "step_00000002" / "generator.pt"
+    payload = torch.load(file, weights_only=True)
+    marker = configs / "command_ran"
+    payload["config"]["model"]["generator"] = {"type": "os:system", "command": f"touch {marker}"}
+    torch.save(payload, file)
+    capsys.readouterr()
+    assert _run_command("study.yaml", "--device", "cpu", "--reevaluate") == 1
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert "warning: run 'a' failed:" in err and "os:system" in err and "--trust-code" in err
+    # the flag is the user's word that the folder is trusted: then the file's type is imported
+    _run_command("study.yaml", "--device", "cpu", "--reevaluate", "--trust-code")
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("missing", ["eval set", "training data"])
+def test_data_a_study_needs_is_checked_before_anything_trains(user_clone, capsys, missing):
+    """Issue #10 item 6: three runs trained for 45 minutes, then every evaluation failed because
+    the eval set named a folder that did not exist. Every path is checked before the first step,
+    and a missing data/train (the shipped default) says what to do."""
+    import shutil
+
+    shutil.rmtree(user_clone / "data")  # a clone without data/train
+    if missing == "eval set":  # training on builtin:skimage, evaluating on data/train's holdout
+        config, evaluation = "configs/tiny/regression.yaml", {"sets": ["photos_holdout"]}
+    else:  # training on data/train, evaluating on builtin:skimage
+        config, evaluation = "configs/unet_l1.yaml", {"data": "builtin:skimage", "size": 32}
+    runs = [{"name": "a", "config": config}]
+    study = {"name": "s", "out": "study", "runs": runs, "eval": {**evaluation, "metrics": ["psnr"]}}
+    (user_clone / "study.yaml").write_text(yaml.safe_dump(study))
+    assert _run_command("study.yaml", "--device", "cpu", "--set", "train.steps=1") == 2
+    err = capsys.readouterr().err
+    where = "eval set 'photos_holdout'" if missing == "eval set" else "run 'a': data.train"
+    assert where in err and "image folder data/train does not exist" in err
+    assert "put them there" in err and "--set data.train=PATH" in err
+    assert not (user_clone / "study").exists()  # nothing trained

@@ -683,3 +683,40 @@ def test_a_file_without_a_config_is_a_clear_error(tmp_path):
     torch.save({"format": FORMAT, "state_dict": {}, "step": 0, "ema": False}, tmp_path / "g.pt")
     with pytest.raises(ValueError, match="g.pt: no valid config"):
         load_generator(tmp_path / "g.pt")
+
+
+def test_a_dangling_symbolic_link_fails_alone(checkpoint, photo, tmp_path, capsys):
+    """Issue #10 item 7: a broken link in an input folder stopped the whole batch (exit 2)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(photo[:40, :60]).save(inputs / "a.png")
+    (inputs / "gone.jpg").symlink_to(tmp_path / "moved_away.jpg")
+    out = tmp_path / "out"
+    assert run_colorize(inputs, "--checkpoint", checkpoint, "--out", out) == 1
+    report = capsys.readouterr().out
+    assert "done 1, skipped 0 (output exists), failed 1" in report
+    [failure] = [line for line in report.splitlines() if "failed:" in line]
+    assert "gone.jpg" in failure and "broken symbolic link" in failure
+    assert (out / "a.png").is_file()
+
+
+def test_a_checkpoint_that_predicts_nan_is_refused_naming_it(photo, tmp_path, capsys):
+    """Issue #10 item 10: the "last good" checkpoint of a diverged run held weights of 1e30 (finite)
+    and colorize wrote an all-black image with exit 0."""
+    config = tiny_config()
+    generator = GENERATORS.build(config.model.generator)
+    with torch.no_grad():  # +-1e30: finite weights whose products overflow to inf - inf = NaN
+        for parameter in generator.parameters():
+            signs = torch.arange(parameter.numel()).reshape(parameter.shape) % 2 * 2 - 1
+            parameter.copy_(1e30 * signs.float())
+    checkpoint = save_generator(tmp_path / "diverged" / "generator.pt", generator, config, step=7, ema=False)
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(photo[:40, :60]).save(inputs / name)
+    assert run_colorize(inputs, "--checkpoint", checkpoint, "--out", out, "--batch-size", "2") == 2
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: the generator predicts non-finite colours" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())  # no black image written
+    with pytest.raises(ValueError, match="non-finite"):
+        Colorizer.from_checkpoint(checkpoint)(Image.fromarray(photo[:40, :60]))

@@ -460,3 +460,37 @@ def test_init_from_an_exported_safetensors_generator(tmp_path):
     net = small_unet_zhang(encoder_blocks=4)
     assert net.init_from(exported)
     torch.testing.assert_close(net.encoder.model4[4].weight, source.model4[4].weight, rtol=0, atol=0)
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this creates ``marker`` (``builtins.open``): a file whose loading runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_init_from_a_pickle_with_code_is_one_clean_error(tmp_path, capsys):
+    """Issue #10 item 9: nothing ran, but the result was a traceback repeating torch's advice to
+    retry with weights_only=False. Now one line naming the file, and the train command exits 2."""
+    from pathlib import Path
+
+    from gan_colorize.cli import main
+
+    marker, bad = tmp_path / "ran", tmp_path / "init.pth"
+    torch.save({"model1.0.weight": RunsCodeWhenUnpickled(marker)}, bad)
+    with pytest.raises(ValueError) as caught:
+        small_unet_zhang().init_from(bad)
+    message = str(caught.value)
+    assert str(bad) in message and "\n" not in message and "weights_only" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "unet_zhang_gan.yaml"
+    argv = ["train", "--config", str(config), "--run-dir", str(tmp_path / "run")]
+    assert main([*argv, "--set", f"model.init_from={bad}", "--set", "train.steps=1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "weights_only" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert str(bad) in line
+    assert not marker.exists()

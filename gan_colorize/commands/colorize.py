@@ -5,7 +5,7 @@
 
 Exit status: 0 every image done or skipped (output exists); 1 some image failed (the summary
 names each with its reason); 2 a usage error (bad option, unreadable checkpoint, --out a file,
-outputs that would overwrite inputs).
+outputs that would overwrite inputs, a checkpoint whose generator predicts NaN or inf).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gan_colorize.evaluation.protocol import NonFiniteOutputError
     from gan_colorize.inference.batch import InputOverwriteError, colorize_jobs, format_summary, plan_jobs
     from gan_colorize.inference.colorizer import Colorizer
 
@@ -82,14 +83,18 @@ def run(args: argparse.Namespace) -> int:
     except (InputOverwriteError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    summary = colorize_jobs(
-        colorizer,
-        jobs,
-        fmt=args.fmt,
-        overwrite=args.overwrite,
-        batch_size=args.batch_size,
-        progress=args.progress,
-    )
+    try:
+        summary = colorize_jobs(
+            colorizer,
+            jobs,
+            fmt=args.fmt,
+            overwrite=args.overwrite,
+            batch_size=args.batch_size,
+            progress=args.progress,
+        )
+    except NonFiniteOutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     summary.outcomes[:0] = failed
     print(format_summary(summary))
     return summary.exit_code

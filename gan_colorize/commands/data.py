@@ -1,4 +1,8 @@
-"""``gan-colorize data inspect PATH [--json]``: what a dataset holds and what training would use."""
+"""``gan-colorize data inspect PATH [--json]``: what a dataset holds and what training would use.
+
+Exit status: 0 training would use the data; 1 training would refuse it (too many unreadable
+files: the summary says so); 2 no such path.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from gan_colorize.config import DataConfig
 NAME = "data"
 HELP = "look at a dataset: image counts, sizes, modes, greyscale and unreadable files"
 EXIT_MISSING = 2
+EXIT_TRAINING_WOULD_STOP = 1  # the summary is printed, but training would refuse this data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,4 +66,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         render(summary)
-    return 0
+    # a script checking its data before a long run must not read "refused" as success
+    return EXIT_TRAINING_WOULD_STOP if "training_would_stop" in summary else 0

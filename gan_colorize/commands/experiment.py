@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate every run again, also those whose results are for their latest checkpoint "
         "already (e.g. after installing a metric's weights, or when the evaluated images changed)",
     )
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="also import the unregistered 'module:Class' generator of a run found already trained in "
+        "the study's folder (runs trained by this call are trusted anyway); importing runs that "
+        "module's code, so give this only for run folders you trust",
+    )
     parser.epilog = EXIT_STATUS  # cli.py builds the parser; the exit codes belong in --help
 
 
@@ -50,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         StudyError,
         StudyInterruptedError,
         check_eval,
+        check_run_data,
         load_study,
         plan_study,
         run_status,
@@ -67,10 +75,12 @@ def run(args: argparse.Namespace) -> int:
             study.out = args.out
         if args.dry_run:
             check_eval(study)
-            for item in plan_study(study, args.only, args.overrides):
+            selected = plan_study(study, args.only, args.overrides)
+            check_run_data(study, selected)
+            for item in selected:
                 print(f"{item.run.name}: {item.run.config} -> {item.dir} ({run_status(item)})")
             return 0
-        result = run_study(study, args.only, args.overrides, args.device, args.reevaluate)
+        result = run_study(study, args.only, args.overrides, args.device, args.reevaluate, args.trust_code)
     except (
         StudyError, ConfigError, RegistryError, EvalSetError, EvaluationError, ReportError,
         MissingWeightsError, FileNotFoundError,

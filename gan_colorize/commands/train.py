@@ -30,7 +30,6 @@ def run(args: argparse.Namespace) -> int:
     from gan_colorize.data import DatasetError
     from gan_colorize.rundir import RunLockedError
     from gan_colorize.training import NonFiniteLossError, train
-    from gan_colorize.training.checkpoint import CheckpointError
     from gan_colorize.weights import MissingWeightsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -39,8 +38,16 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         run_dir = train(config, resume=args.resume)
     except (
-        ConfigError, DatasetError, MissingWeightsError, FileNotFoundError, CheckpointError, RunLockedError
-    ) as exc:  # fmt: skip
+        ConfigError,
+        DatasetError,
+        MissingWeightsError,
+        FileNotFoundError,
+        ValueError,
+        RunLockedError,
+    ) as exc:
+        # ValueError: a file the config names that cannot be used (model.init_from unreadable, a
+        # pickle with code, tensors of other shapes), a checkpoint that cannot be resumed; the
+        # message names it, a traceback adds nothing. RunLockedError: another process trains the folder
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:

@@ -49,12 +49,13 @@ from PIL import Image
 from gan_colorize.evaluation.protocol import (
     DEFAULT_BATCH_SIZE,
     EvalSet,
+    NonFiniteOutputError,
     colorize_batch,
     describe_protocol,
     greyscale_batch,
     load_eval_set,
 )
-from gan_colorize.rundir import RunDir, atomic_write_text, safe_name
+from gan_colorize.rundir import RunDir, UnsafeNameError, atomic_write_text, check_name, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,12 @@ def ground_truth_digest(files: Iterable[Path]) -> str:
 
 
 # ---------------------------------------------------------------- result records
+# fields every result row has (result_record writes them): what tells a metrics file from others
+RESULT_KEYS = frozenset(
+    {"approach", "run", "dataset", "protocol", "metrics", "gt_sha256", "pred_dir", "gt_dir"}
+)
+
+
 def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 
@@ -235,6 +242,15 @@ def result_record(
         "gt_dir": _relative(gt_dir, folder),
         "input_dir": _relative(input_dir, folder) if input_dir else None,
     }
+
+
+def plain_name(name: object, what: str) -> str:
+    """``name`` checked to be one plain path component (``rundir.check_name``): approaches and
+    datasets name folders (``RUN/eval/<dataset>``) and may come from files made elsewhere."""
+    try:
+        return check_name(name, what)
+    except UnsafeNameError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def write_json(path: Path, data: dict) -> Path:
@@ -307,9 +323,14 @@ def evaluated_data(config, data: str | None, eval_fraction: float | None) -> tup
     return data, eval_fraction
 
 
+# where the shipped configs and eval sets look for the user's photos (README, "Data")
+SHIPPED_DATA = "data/train"
+
+
 def resolve_data(data: str) -> str:
     """An image folder (or file) as an absolute path, for metrics.json's ``data_path``; builtin data
-    as it is. A path that does not exist is an error; a relative one says where it was looked for."""
+    as it is. A path that does not exist is an error that says where it was looked for and what
+    to do."""
     if data.startswith("builtin:"):
         return data
     path = Path(data).expanduser()
@@ -320,7 +341,14 @@ def resolve_data(data: str) -> str:
                 f" (looked for in {Path.cwd()}: relative paths in eval sets and configs are read from "
                 "the current directory; run from the repository root or give an absolute path)"
             )
-        raise EvaluationError(f"image folder {data} does not exist{where}")
+        todo = "put the images there or name another folder"
+        if path == Path(SHIPPED_DATA):
+            todo = (
+                f"the shipped configs and eval sets read your photos from {SHIPPED_DATA}: put them there "
+                "(any folder of images, searched recursively) or give another folder with "
+                "--set data.train=PATH (README, Data); builtin:skimage trains on scikit-image's photos"
+            )
+        raise EvaluationError(f"image folder {data} does not exist{where}; {todo}")
     return str(path.resolve())
 
 
@@ -361,8 +389,11 @@ def iter_items(images) -> Iterator[dict]:
         yield from images
 
 
-def write_eval_images(generator, images, folder: Path, batch_size: int, temperature: float) -> list[str]:
-    """Colorize every image; write predictions/, gt/, input/ PNGs; return the PNG names, sorted."""
+def write_eval_images(
+    generator, images, folder: Path, batch_size: int, temperature: float, source: str | Path
+) -> list[str]:
+    """Colorize every image; write predictions/, gt/, input/ PNGs; return the PNG names, sorted.
+    ``source``: the generator's checkpoint, named if its predictions are not finite."""
     dirs = [folder / PRED_SUBDIR, folder / GT_SUBDIR, folder / INPUT_SUBDIR]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
@@ -371,7 +402,7 @@ def write_eval_images(generator, images, folder: Path, batch_size: int, temperat
 
     def flush(batch: list[dict]) -> None:
         gt = torch.stack([item["rgb"] for item in batch])
-        outputs = (colorize_batch(generator, gt, temperature), gt, greyscale_batch(gt))
+        outputs = (colorize_batch(generator, gt, temperature, source), gt, greyscale_batch(gt))
         for i, item in enumerate(batch):
             file = png_stem(str(item["name"]), taken) + ".png"
             for d, images_u8 in zip(dirs, outputs):
@@ -434,6 +465,7 @@ def resolve_target(
     size = size or config.data.size
     if eval_set is None:
         dataset = default_dataset_name(config, data, size)
+    plain_name(dataset, "evaluation set name")  # an EvalSet made in code is not checked on reading
     spec = data if data is not None else (config.data.eval or config.data.train)
     data_spec, data_fraction = evaluated_data(config, data, eval_fraction)
     return EvalTarget(
@@ -474,6 +506,7 @@ def evaluate_run(
     metric_names(metrics)  # an unknown metric fails before any loading
     loaded = load_generator(run.root, device, trust_code=trust_code)
     config = loaded.config
+    approach = plain_name(config.run.name or run.name, f"{loaded.path}: run.name")
     target = resolve_target(config, data, size, metrics, eval_set)  # data errors before anything is removed
     batch_size = batch_size or target.batch_size or DEFAULT_BATCH_SIZE
     temperature = config.loss.temperature  # used by "bins" generators only
@@ -482,7 +515,11 @@ def evaluate_run(
 
     images = open_eval_images(target.data, target.size, config, target.eval_fraction)
     clear_eval_dir(folder)
-    files = write_eval_images(loaded.module, images, folder, batch_size, temperature)
+    try:
+        files = write_eval_images(loaded.module, images, folder, batch_size, temperature, loaded.path)
+    except NonFiniteOutputError:
+        clear_eval_dir(folder)  # no half-written predictions of a broken checkpoint left behind
+        raise
     pred_dir, gt_dir, input_dir = folder / PRED_SUBDIR, folder / GT_SUBDIR, folder / INPUT_SUBDIR
     gt_sha256 = ground_truth_digest(gt_dir / f for f in files)
 
@@ -497,7 +534,7 @@ def evaluate_run(
         )  # fmt: skip
 
     record = row(
-        config.run.name or run.name,
+        approach,
         pred_dir,
         run=str(run.root),
         config=str(run.config) if run.config.is_file() else None,
@@ -564,6 +601,37 @@ def default_folders_output(pred_dir: Path) -> Path:
     return pred_dir.resolve().parent / f"metrics_{safe_name(pred_dir.resolve().name)}.json"
 
 
+def is_folders_result(path: Path) -> bool:
+    """Whether ``path`` is a metrics file as :func:`evaluate_folders` writes it: a result row
+    (:func:`result_record`) without a run."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and set(record) >= RESULT_KEYS and record["run"] is None
+
+
+def check_folders_output(out: Path, pred_dir: Path, gt_dir: Path) -> None:
+    """Refuse an ``out`` that would replace anything but an earlier result of the same kind: a
+    path inside the evaluated folders (it would overwrite an image, or be scored as one next
+    time), a folder, or an existing file that is not such a metrics file."""
+    target = out.resolve()
+    for folder in (pred_dir, gt_dir):
+        if target == folder.resolve() or folder.resolve() in target.parents:
+            raise EvaluationError(
+                f"--out {out} is inside the evaluated folder {folder}; write the metrics file elsewhere"
+            )
+    if out.is_dir():
+        raise EvaluationError(
+            f"--out {out} is a folder; give the metrics file to write, e.g. {out / 'metrics.json'}"
+        )
+    if out.exists() and not is_folders_result(out):
+        raise EvaluationError(
+            f"--out {out} exists and is not a metrics file of an earlier 'evaluate --pred/--gt'; "
+            "it is never replaced: choose another path"
+        )
+
+
 def gt_folder_origin(gt_dir: Path) -> dict | None:
     """When ``gt_dir`` is an evaluation's gt/ folder: its references.json ground-truth row."""
     references = gt_dir.resolve().parent / REFERENCES_FILE
@@ -593,20 +661,22 @@ def evaluate_folders(
     ``out`` (default :func:`default_folders_output`); returns its content plus ``metrics_file``.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    approach = plain_name(approach or pred_dir.resolve().name, "approach")
     device = check_device(device)
     names = metric_names(metrics)
+    out = Path(out) if out else default_folders_output(pred_dir)
+    check_folders_output(out, pred_dir, gt_dir)  # before minutes of scoring
     pred_files, gt_files = list_images(pred_dir), list_images(gt_dir)
     stems = match_names(pred_files, gt_files, pred_dir, gt_dir)
     pairs = [(pred_files[s], gt_files[s]) for s in stems]
     check_sizes(pairs)
     results, missing, details = score_pairs(pairs, names, device, batch_size)
 
-    out = Path(out) if out else default_folders_output(pred_dir)
     origin = gt_folder_origin(gt_dir)
     input_dir = gt_dir.resolve().parent / INPUT_SUBDIR if origin else None
     ad_hoc_name = f"{safe_name(gt_dir.resolve().name)}_{path_hash(str(gt_dir))}"  # /a/gt and /b/gt differ
     record = result_record(
-        approach=approach or pred_dir.resolve().name,
+        approach=approach,
         dataset=origin["dataset"] if origin else ad_hoc_name,
         protocol=origin.get("protocol", {}) if origin else {"images": "as given (not resized or cropped)"},
         n_images=len(pairs), results=results, missing=missing, details=details, folder=out.resolve().parent,

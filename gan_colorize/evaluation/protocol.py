@@ -9,7 +9,9 @@
 2. Model input: L of the ground truth, normalised (``L / 50 - 1``, ``gan_colorize.color.lab``).
 3. Prediction: Lab(L of the ground truth, predicted ab) -> sRGB, clipped to the gamut and rounded
    to uint8. Keeping the ground truth's L means the metrics measure colour, not a re-rendered
-   luminance (the "Colorful Image Colorization" and DDColor protocols do the same).
+   luminance (the "Colorful Image Colorization" and DDColor protocols do the same). A predicted
+   ab that is not finite is an error naming the checkpoint (``NonFiniteOutputError``), never an
+   all-black image that gets scored or saved.
 4. "bins" generators (Zhang et al.'s 313-bin classifier) are decoded with the annealed mean at
    T = 0.38 (Zhang et al. 2016, sec. 3.3), the run's ``loss.temperature``.
 5. Metrics are computed on the sRGB uint8 images as saved (PNG, lossless), so an outside method's
@@ -29,6 +31,7 @@ import torch
 from gan_colorize.color.lab import lab_norm_to_rgb, to_uint8, uint8_to_lab_norm
 from gan_colorize.config import ConfigError, read_yaml
 from gan_colorize.registry import closest
+from gan_colorize.rundir import UnsafeNameError, check_name
 
 PROTOCOL_VERSION = 1
 DEFAULT_SIZE = 256  # Zhang et al. 2016 and pix2pix evaluate 256 x 256 crops
@@ -90,18 +93,43 @@ def _device_of(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class NonFiniteOutputError(ValueError):
+    """A generator's prediction holds NaN or inf: its weights are unusable."""
+
+
+def check_finite(ab_norm: torch.Tensor, source: str | Path) -> torch.Tensor:
+    """``ab_norm`` when every value is finite; otherwise a NonFiniteOutputError naming ``source``.
+
+    NaN ab turns into black pixels, which would be saved, or scored, as a colorization. Weights
+    can be finite and still give it (1e30 from a run that diverged between two checks)."""
+    if not bool(torch.isfinite(ab_norm).all()):
+        raise NonFiniteOutputError(
+            f"{source}: the generator predicts non-finite colours (NaN or inf), so its weights are "
+            "unusable (e.g. saved by a training run that diverged); use an earlier checkpoint"
+        )
+    return ab_norm
+
+
 @torch.no_grad()
 def colorize_batch(
-    generator: torch.nn.Module, rgb_u8: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE
+    generator: torch.nn.Module,
+    rgb_u8: torch.Tensor,
+    temperature: float = DEFAULT_TEMPERATURE,
+    source: str | Path | None = None,
 ) -> torch.Tensor:
     """Ground-truth uint8 (N,3,H,W) -> the generator's colorization as uint8 (N,3,H,W) on the CPU.
 
     The generator sees L of the ground truth; its ab goes back together with that same L.
+    ``source``: the checkpoint the generator was read from; when given, a non-finite prediction is
+    a :class:`NonFiniteOutputError` naming it (evaluation). Training samples pass None: the loop's
+    own non-finite check speaks for a run that is still training.
     """
     from gan_colorize.models import predict_ab_norm
 
     L_norm, _ = uint8_to_lab_norm(rgb_u8.to(_device_of(generator)))
     ab_norm = predict_ab_norm(generator, L_norm, temperature=temperature)
+    if source is not None:
+        check_finite(ab_norm, source)
     return to_uint8(lab_norm_to_rgb(L_norm, ab_norm)).cpu()
 
 
@@ -185,7 +213,10 @@ def load_eval_set(name_or_path: str | Path) -> EvalSet:
     raw.setdefault("name", path.stem)
     if not raw.get("data") or not isinstance(raw["data"], str):
         raise EvalSetError(f"{path}: 'data' must name an image folder or builtin:skimage")
-    _check_type(path, raw, "name", str)
+    try:  # results go to RUN/eval/<name>/: '..' would write (and a rerun clear) the run's root
+        check_name(raw["name"], "'name' (the RUN/eval/<name> folder)")
+    except UnsafeNameError as exc:
+        raise EvalSetError(f"{path}: {exc}") from None
     _check_type(path, raw, "size", int)
     _check_type(path, raw, "batch_size", int)
     _check_type(path, raw, "notes", str)

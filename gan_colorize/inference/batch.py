@@ -6,7 +6,9 @@
   anything runs (``InputOverwriteError``), ``overwrite`` or not.
 * Existing outputs are skipped unless ``overwrite``; outputs are written atomically, so an
   interrupted batch leaves whole files only and a rerun carries on where it stopped.
-* One bad file fails alone: its reason is kept for the summary and the batch goes on.
+* One bad file fails alone: its reason is kept for the summary and the batch goes on. A
+  generator that predicts NaN or inf stops the batch (``NonFiniteOutputError``, naming the
+  checkpoint): no black image is written.
 * Two threads decode and prepare the next files (full-resolution L) while the network runs;
   consecutive images whose working-resolution shapes agree go through the network together.
 """
@@ -25,6 +27,7 @@ import torch
 
 from gan_colorize.data.decode import BadImageError, composite_on_white
 from gan_colorize.data.files import list_image_files
+from gan_colorize.evaluation.protocol import NonFiniteOutputError
 from gan_colorize.inference.colorizer import Colorizer, PreparedImage
 from gan_colorize.rundir import atomic_write
 
@@ -125,8 +128,13 @@ def _drop_duplicate_sources(jobs: list[Job]) -> list[Job]:
     return kept
 
 
-def _file_identity(path: Path) -> tuple[int, int]:
-    stat = path.stat()
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode), or None for a path that names no file (a dangling symbolic link): such a
+    source fails alone when it is read, with the decoder's reason, instead of stopping the batch."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
     return stat.st_dev, stat.st_ino
 
 
@@ -134,7 +142,7 @@ def _refuse_input_overwrites(jobs: list[Job]) -> None:
     sources = {job.source.resolve() for job in jobs}
     # what os.path.samefile compares: on a case-insensitive file system out/a.PNG is in/a.png
     # under another name (and a hard link is the same file), which resolved paths do not show
-    identities = {_file_identity(job.source) for job in jobs}
+    identities = {_file_identity(job.source) for job in jobs} - {None}
     clashes = [
         job
         for job in jobs
@@ -221,6 +229,8 @@ class _Runner:
             return
         try:
             ab = self.colorizer.predict(torch.stack([prepared.L_work for _, prepared in batch]))
+        except NonFiniteOutputError:
+            raise  # the checkpoint, not an image, is at fault: every image would fail the same way
         except Exception as exc:
             if len(batch) == 1:
                 self.fail(batch[0][0], exc)

@@ -320,13 +320,16 @@ class Colorizer:
 
     @torch.inference_mode()
     def predict(self, L_work: torch.Tensor) -> torch.Tensor:
-        """(N, 1, h, w) L_norm -> (N, 2, h, w) float32 ab_norm."""
+        """(N, 1, h, w) L_norm -> (N, 2, h, w) float32 ab_norm; ``NonFiniteOutputError`` (naming
+        the checkpoint) when the prediction holds NaN or inf."""
+        from gan_colorize.evaluation.protocol import check_finite
         from gan_colorize.models.io import predict_ab_norm
 
         # float32, as evaluation runs it: a photo colorized here matches its row in the report. At
         # the working resolution the generator is a few GFLOP per image, so bf16 would save little.
         L_work = L_work.to(self.device)
-        return predict_ab_norm(self.generator, L_work, temperature=self.temperature).float()
+        ab_norm = predict_ab_norm(self.generator, L_work, temperature=self.temperature).float()
+        return check_finite(ab_norm, self.source or "the generator")  # NaN would be written as black
 
     @torch.inference_mode()
     def finish(self, prepared: PreparedImage, ab_norm: torch.Tensor) -> np.ndarray:

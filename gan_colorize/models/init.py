@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_colorize.models.io import FORMAT, read_safetensors_generator, resolve_generator_file
+from gan_colorize.models.io import FORMAT, _load_error, read_safetensors_generator, resolve_generator_file
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,11 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated download, HTML saved as .pth, a pickle of arbitrary objects
-        raise ValueError(f"{file}: cannot be read as a state dict or generator file: {exc}") from exc
+        # one line, without torch's advice to retry with weights_only=False (that would run the
+        # file's code); no chained traceback: the file is the problem, not this code
+        raise ValueError(
+            f"{file}: cannot be read as a state dict or generator file: {_load_error(exc)}"
+        ) from None
     if isinstance(payload, dict) and "format" in payload:
         if payload["format"] != FORMAT:
             raise ValueError(

@@ -24,6 +24,11 @@ from gan_colorize.models.contract import (
 FAST = {"sizes": (64, 96), "batch": 2, "repeats": 1}  # one timed pass: the check, not the timing
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)  # the networks' init: findings that depend on rounding are reproducible
+
+
 class Local(nn.Module):
     """A conditional conv stack without a ``receptive_field`` attribute: 5 x 9 kernels, then 3 x 3."""
 
@@ -153,8 +158,8 @@ def test_batch_norm_without_running_statistics_is_held_constant_too():
 
 # ---------------------------------------------------------------- why a parameter has no gradient
 def scaled_spectral_patchgan(legacy: bool) -> nn.Module:
-    """A spectral-norm PatchGAN, no norm layer, whose second conv's weight is 1e6 times too large:
-    W / sigma(W) is unchanged, its gradient is 1e-6 of the others' (the report of issue #12)."""
+    """A spectral-norm PatchGAN, no norm layer, whose second conv's weight is 1e8 times too large:
+    W / sigma(W) is unchanged, its gradient ~1e-8 of the others' (the report of issue #12)."""
     if not legacy:
         disc = D.PatchGAN(width=8, norm="spectral")
         original = disc.net[2].parametrizations.weight.original
@@ -165,7 +170,7 @@ def scaled_spectral_patchgan(legacy: bool) -> nn.Module:
                 torch.nn.utils.spectral_norm(m)
         original = disc.net[2].weight_orig
     with torch.no_grad():
-        original.mul_(1e6)
+        original.mul_(1e8)
     return disc
 
 
@@ -182,7 +187,7 @@ def test_spectral_norm_weight_is_not_blamed_on_a_norm(legacy, name):
     assert "cancelled by the norm" not in note
 
 
-def test_spectral_weight_with_one_entry_fails_with_the_spectral_cause():
+def test_spectral_weight_with_one_entry_gets_the_spectral_cause():
     class OneEntry(Local):
         def __init__(self):
             super().__init__()
@@ -191,10 +196,13 @@ def test_spectral_weight_with_one_entry_fails_with_the_spectral_cause():
         def forward(self, L_norm, ab_norm):
             return self.gain(super().forward(L_norm, ab_norm))
 
+    torch.manual_seed(0)
     report = check_discriminator(OneEntry(), raise_on_failure=False, **FAST)
-    [failure] = report.failures
-    assert failure.startswith("every pass: gain.parametrizations.weight.original: the spectral-norm")
-    assert "is exactly zero" in failure and "cancelled by the norm" not in failure
+    # analytically zero: exactly zero (a failure) in some passes, float32 rounding (a note) in others
+    found = [f for f in report.failures + report.notes if "gain.parametrizations.weight.original" in f]
+    assert found and report.failures
+    assert all("the spectral-norm parametrisation" in f and "one with a single entry" in f for f in found)
+    assert not any("cancelled by the norm" in f for f in found)
 
 
 class BiasThenBatchNorm(Local):
@@ -210,9 +218,23 @@ class BiasThenBatchNorm(Local):
 def test_conv_bias_followed_by_batch_norm_is_cancelled_by_the_norm():
     report = check_discriminator(BiasThenBatchNorm(), **FAST)
     assert report.passed  # a dead parameter, training works
-    [note] = [n for n in report.notes if "net.0.bias" in n]
-    assert "net.0.bias: a bias directly followed by net.1 (BatchNorm2d)" in note
-    assert "cancelled by the norm" in note
+    # named in every pass, though float32 rounding leaves its gradient above TINY_GRADIENT at 96 px
+    assert report.notes == [
+        "every pass: net.0.bias: a bias directly followed by net.1 (BatchNorm2d), which subtracts the "
+        "mean the bias adds: cancelled by the norm, it never trains (build the layer with bias=False)"
+    ]
+
+
+def test_a_norm_after_an_activation_cancels_no_bias():
+    class BiasReluNorm(BiasThenBatchNorm):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.2), nn.BatchNorm2d(8), nn.LeakyReLU(0.2)
+            )
+
+    report = check_discriminator(BiasReluNorm(), **FAST)
+    assert report.passed and not report.notes
 
 
 class DeadReLU(Local):

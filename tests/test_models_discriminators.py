@@ -280,7 +280,7 @@ def test_bias_cancelled_by_a_norm_gets_a_note(tmpmod):
     assert report.passed  # a dead parameter does not break training...
     # ...but the report names it and the norm that cancels it
     assert report.notes == [
-        "64 px float32, 96 px float32: net.0.bias: a bias directly followed by net.1 (InstanceNorm2d), "
+        "every pass: net.0.bias: a bias directly followed by net.1 (InstanceNorm2d), "
         "which subtracts the mean the bias adds: cancelled by the norm, it never trains (build the "
         "layer with bias=False)"
     ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -59,9 +60,10 @@ DTYPE_WORDS = ("bfloat16", "bf16", "dtype", "scalar type", "not implemented for"
 # PatchGAN, 286 px, fits in 384).
 RF_TRIALS = 3
 RF_MAX_SIZE = 512
-# Norms that subtract a mean over the values of a channel: a bias right before one is shifted away
-# (exactly by BatchNorm and InstanceNorm; GroupNorm and LayerNorm remove the biases' mean).
-MEAN_REMOVING_NORMS = (
+# Norms that subtract a per-channel mean, so they cancel a constant bias right before them exactly:
+# the bias is dead, whatever float32 rounding leaves of its gradient (GroupNorm only with one channel
+# per group; ``_cancelled_biases`` checks).
+EXACT_CANCELLING_NORMS = (
     nn.BatchNorm1d,
     nn.BatchNorm2d,
     nn.BatchNorm3d,
@@ -70,8 +72,10 @@ MEAN_REMOVING_NORMS = (
     nn.InstanceNorm2d,
     nn.InstanceNorm3d,
     nn.GroupNorm,
-    nn.LayerNorm,
 )
+# Every norm that subtracts a mean: GroupNorm and LayerNorm remove (part of) a bias's mean, a cause
+# worth naming when the bias's gradient is zero or tiny.
+MEAN_REMOVING_NORMS = (*EXACT_CANCELLING_NORMS, nn.LayerNorm)
 # Activations with a flat region: when all their inputs fall in it, no gradient passes back.
 FLAT_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Threshold, nn.Hardsigmoid, nn.Hardswish)
 NAMES_SHOWN = 8  # parameter names listed in one finding before "... (N in all)"
@@ -304,10 +308,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _forward_backward(model: nn.Module, L: torch.Tensor, ab: torch.Tensor, precision: str):
+def _forward_backward(
+    model: nn.Module, L: torch.Tensor, ab: torch.Tensor, precision: str, trace: _Trace | None = None
+):
+    """Forward and backward of the mean logit: (the ab leaf, the logit tensors, output problems).
+    With a ``trace``, the pass is watched (the checked pass is; the timed ones are not)."""
     model.zero_grad(set_to_none=True)
     ab = ab.detach().requires_grad_()
-    with _autocast(L.device, precision):
+    with _autocast(L.device, precision), _watching(model, trace):
         out = model(L, ab)
     tensors, problems = _outputs(out, L.shape[0])
     if problems:
@@ -378,8 +386,13 @@ def _watched_layers(model: nn.Module) -> dict[nn.Module, str]:
     }
 
 
-def _trace(model: nn.Module, L: torch.Tensor, ab: torch.Tensor, precision: str) -> _Trace:
-    trace, layers = _Trace(), _watched_layers(model)
+@contextmanager
+def _watching(model: nn.Module, trace: _Trace | None):
+    """Record into ``trace`` what the forward run inside the block, and its backward, do."""
+    if trace is None:
+        yield
+        return
+    layers = _watched_layers(model)
 
     def record(name: str, grad: torch.Tensor) -> None:
         if grad.any():
@@ -398,11 +411,10 @@ def _trace(model: nn.Module, L: torch.Tensor, ab: torch.Tensor, precision: str) 
 
     handles = [m.register_forward_hook(watch) for m in layers]
     try:
-        _forward_backward(model, L, ab, precision)
-    finally:
+        yield
+    finally:  # the tensor hooks stay on this forward's graph, so the backward still records
         for handle in handles:
             handle.remove()
-    return trace
 
 
 def _layer_name(model: nn.Module, layer: str | None) -> str:
@@ -432,8 +444,9 @@ def _blocked(model: nn.Module, p: _Parameter, trace: _Trace) -> str:
 
 
 def _why_no_gradient(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> tuple[str, bool]:
-    """The cause of a parameter's missing ("none"), zero ("zero") or tiny ("tiny") gradient, read
-    from what the parameter is and what the watched pass saw, and whether it breaks the contract."""
+    """The cause of a parameter's missing ("none"), zero ("zero"), tiny ("tiny") or cancelled
+    ("cancelled", see ``_cancelled_biases``) gradient, read from what the parameter is and what the
+    watched pass saw, and whether it breaks the contract."""
     where = _layer_name(model, p.layer)
     if state == "none":
         if p.layer not in trace.order:
@@ -482,23 +495,37 @@ def _why_no_gradient(model: nn.Module, p: _Parameter, state: str, trace: _Trace)
     return f"the gradient is {amount} though {where} gets one at its output: no cause identified", False
 
 
+def _cancelled_biases(model: nn.Module, trace: _Trace) -> list[str]:
+    """Biases directly followed by a norm that cancels them exactly: dead whatever rounding leaves of
+    their gradient (at 96 px it can exceed TINY_GRADIENT)."""
+    cancelled = []
+    for name, param in model.named_parameters():
+        p = _parameter(model, name)
+        following = trace.after(p.layer)[:1]
+        if param.requires_grad and p.role == "bias" and following:
+            norm = model.get_submodule(following[0])
+            per_channel = not isinstance(norm, nn.GroupNorm) or norm.num_groups == norm.num_channels
+            if isinstance(norm, EXACT_CANCELLING_NORMS) and per_channel:
+                cancelled.append(name)
+    return cancelled
+
+
 def _gradient_findings(
-    model: nn.Module, L: torch.Tensor, ab: torch.Tensor, precision: str
+    model: nn.Module, ab: torch.Tensor, precision: str, trace: _Trace
 ) -> tuple[list[str], list[str]]:
-    """(failures, notes) on the gradients of the pass just run; ``ab`` is its input leaf."""
+    """(failures, notes) on the gradients of the watched pass just run; ``ab`` is its input leaf."""
     states = _gradient_states(model, precision)
     infinite = [n for n, s in states.items() if s == "infinite"]
     failures = [f"non-finite gradient in: {_names(infinite)}"] if infinite else []
     failures += _input_gradient_problems(ab)
     notes: list[str] = []
     unhealthy = {n: s for n, s in states.items() if s != "infinite"}
-    if unhealthy:
-        trace = _trace(model, L, ab.detach(), precision)  # a second pass, watched
-        causes: dict[tuple[str, bool], list[str]] = {}
-        for name, state in unhealthy.items():
-            causes.setdefault(_why_no_gradient(model, _parameter(model, name), state, trace), []).append(name)
-        for (cause, fails), names in causes.items():
-            (failures if fails else notes).append(f"{_names(names)}: {cause}")
+    unhealthy |= {n: "cancelled" for n in _cancelled_biases(model, trace) if n not in states}
+    causes: dict[tuple[str, bool], list[str]] = {}
+    for name, state in unhealthy.items():
+        causes.setdefault(_why_no_gradient(model, _parameter(model, name), state, trace), []).append(name)
+    for (cause, fails), names in causes.items():
+        (failures if fails else notes).append(f"{_names(names)}: {cause}")
     return failures, notes
 
 
@@ -520,11 +547,12 @@ def _run_pass(
     findings without the pass's size and precision (``check_discriminator`` adds them)."""
     L, ab = _inputs(batch, size, device, seed=size)
     L_before, ab_before = L.clone(), ab.clone()
-    ab_leaf, tensors, problems = _forward_backward(model, L, ab, precision)
+    trace = _Trace()
+    ab_leaf, tensors, problems = _forward_backward(model, L, ab, precision, trace)
     result = PassResult(size, precision, output_shapes=[tuple(t.shape) for t in tensors])
     notes = []
     if not problems:
-        problems, notes = _gradient_findings(model, L, ab_leaf, precision)
+        problems, notes = _gradient_findings(model, ab_leaf, precision, trace)
     if not (torch.equal(L, L_before) and torch.equal(ab, ab_before)):
         problems.append("forward changed its inputs in place (they are reused by the generator's step)")
     if not problems:

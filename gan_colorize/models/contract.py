@@ -431,68 +431,107 @@ def _dead_zone(model: nn.Module, layer: str | None) -> str:
     )
 
 
-def _blocked(model: nn.Module, p: _Parameter, trace: _Trace) -> str:
-    """No gradient reached the output of p's layer: name the first later layer that got one."""
-    blocker = next((n for n in trace.after(p.layer) if n in trace.reached), None)
-    where = _layer_name(model, p.layer)
-    if blocker is None:
-        return f"no gradient reaches the output of {where}: something after it passes none back"
+# Each cause reads what a parameter is and what the watched pass saw: (finding, breaks the contract),
+# or None when it is not this one. ``state``: the gradient is missing ("none"), exactly zero
+# ("zero"), tiny ("tiny") or cancelled ("cancelled", see ``_cancelled_biases``).
+Cause = tuple[str, bool]
+
+
+def _unused(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause | None:
+    if state != "none":
+        return None
+    if p.layer not in trace.order:
+        return "not used in forward: no gradient at all (.grad is None); call its layer or remove it", True
     return (
-        f"no gradient reaches the output of {where}: {_layer_name(model, blocker)}, the next layer "
-        f"that gets one, passes none back{_dead_zone(model, blocker)}"
+        f"{_layer_name(model, p.layer)} runs in forward but no gradient reaches it (.grad is None): "
+        "used only through .detach() or under torch.no_grad()?",
+        True,
     )
 
 
-def _why_no_gradient(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> tuple[str, bool]:
-    """The cause of a parameter's missing ("none"), zero ("zero"), tiny ("tiny") or cancelled
-    ("cancelled", see ``_cancelled_biases``) gradient, read from what the parameter is and what the
-    watched pass saw, and whether it breaks the contract."""
+def _blocked(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause | None:
+    """No gradient reached the output of p's layer: name the first later layer that got one."""
+    if p.layer not in trace.order or p.layer in trace.reached:
+        return None
+    blocker = next((n for n in trace.after(p.layer) if n in trace.reached), None)
     where = _layer_name(model, p.layer)
-    if state == "none":
-        if p.layer not in trace.order:
-            return (
-                "not used in forward: no gradient at all (.grad is None); call its layer or remove it",
-                True,
-            )
+    if blocker is None:
         return (
-            f"{where} runs in forward but no gradient reaches it (.grad is None): used only through "
-            ".detach() or under torch.no_grad()?",
-            True,
+            f"no gradient reaches the output of {where}: something after it passes none back",
+            state == "zero",
         )
-    amount = "exactly zero" if state == "zero" else f"below {TINY_GRADIENT:g} x the network's largest"
-    if p.layer in trace.order and p.layer not in trace.reached:
-        return _blocked(model, p, trace), state == "zero"
+    return (
+        f"no gradient reaches the output of {where}: {_layer_name(model, blocker)}, the next layer "
+        f"that gets one, passes none back{_dead_zone(model, blocker)}",
+        state == "zero",
+    )
+
+
+def _cancelled_by_norm(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause | None:
     following = trace.after(p.layer)[:1]
-    if p.role == "bias" and following and isinstance(model.get_submodule(following[0]), MEAN_REMOVING_NORMS):
-        return (
-            f"a bias directly followed by {_layer_name(model, following[0])}, which subtracts the mean "
-            "the bias adds: cancelled by the norm, it never trains (build the layer with bias=False)",
-            False,  # a dead parameter, but training works
-        )
-    if p.role != "bias" and p.layer in trace.zero_input:
-        source = trace.before(p.layer)
-        came = f", which comes from {_layer_name(model, source)}" if source else ""
-        return (
-            f"the input of {where} is all zeros{came}{_dead_zone(model, source)}",
-            state == "zero",
-        )
-    if p.spectral:
-        size = float(model.get_parameter(p.name).detach().norm())
-        return (
-            f"the spectral-norm parametrisation ({p.spectral}) of the {p.role} of {where}: its gradient "
-            f"is {amount} though the layer's output gets one, a cause no norm layer is part of: "
-            "W / sigma(W) does not change when W is scaled, so the gradient is orthogonal to W and "
-            f"shrinks as 1/|W| (|W| = {size:.3g} here): a weight far larger than the others, or one "
-            "with a single entry (always 0)?",
-            state == "zero",
-        )
+    if (
+        p.role != "bias"
+        or not following
+        or not isinstance(model.get_submodule(following[0]), MEAN_REMOVING_NORMS)
+    ):
+        return None
+    return (
+        f"a bias directly followed by {_layer_name(model, following[0])}, which subtracts the mean "
+        "the bias adds: cancelled by the norm, it never trains (build the layer with bias=False)",
+        False,  # a dead parameter, but training works
+    )
+
+
+def _zero_input(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause | None:
+    if p.role == "bias" or p.layer not in trace.zero_input:
+        return None
+    source = trace.before(p.layer)
+    came = f", which comes from {_layer_name(model, source)}" if source else ""
+    return (
+        f"the input of {_layer_name(model, p.layer)} is all zeros{came}{_dead_zone(model, source)}",
+        state == "zero",
+    )
+
+
+def _spectral(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause | None:
+    if not p.spectral:
+        return None
+    size = float(model.get_parameter(p.name).detach().norm())
+    return (
+        f"the spectral-norm parametrisation ({p.spectral}) of the {p.role} of {_layer_name(model, p.layer)}: "
+        f"its gradient is {_amount(state)} though the layer's output gets one, a cause no norm layer is "
+        "part of: W / sigma(W) does not change when W is scaled, so the gradient is orthogonal to W and "
+        f"shrinks as 1/|W| (|W| = {size:.3g} here): a weight far larger than the others, or one with "
+        "a single entry (always 0)?",
+        state == "zero",
+    )
+
+
+def _unexplained(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause:
+    where = _layer_name(model, p.layer)
     if state == "zero":
         return (
             f"the gradient is exactly zero though {where} gets one at its output: used through a "
             "constant 0 or a non-differentiable op (round, sign, argmax)?",
             True,
         )
-    return f"the gradient is {amount} though {where} gets one at its output: no cause identified", False
+    return (
+        f"the gradient is {_amount(state)} though {where} gets one at its output: no cause identified",
+        False,
+    )
+
+
+# in this order: the first that applies is the cause (a layer behind a dead zone may also be a bias
+# before a norm; the dead zone is what to fix first)
+CAUSES = (_unused, _blocked, _cancelled_by_norm, _zero_input, _spectral, _unexplained)
+
+
+def _amount(state: str) -> str:
+    return "exactly zero" if state == "zero" else f"below {TINY_GRADIENT:g} x the network's largest"
+
+
+def _why_no_gradient(model: nn.Module, p: _Parameter, state: str, trace: _Trace) -> Cause:
+    return next(c for cause in CAUSES if (c := cause(model, p, state, trace)) is not None)
 
 
 def _cancelled_biases(model: nn.Module, trace: _Trace) -> list[str]:

@@ -199,7 +199,8 @@ class CheckReport:
         if sizes:
             lines.append(
                 f"  receptive field: the input pixels where the gradient of the centre logit is non-zero, "
-                f"over {RF_TRIALS} noise inputs of {max(sizes)} px (padding makes border logits see less)"
+                f"over {RF_TRIALS} noise inputs of {max(sizes)} px, a norm's image statistics held constant "
+                "(padding makes border logits see less)"
             )
         return "\n".join(lines)
 

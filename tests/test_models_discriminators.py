@@ -15,7 +15,13 @@ from torch.nn.utils import parametrize
 
 from gan_colorize.commands import check_discriminator as command
 from gan_colorize.models import discriminators as D
-from gan_colorize.models.contract import ContractError, DiscriminatorBuildError, check_discriminator
+from gan_colorize.models.contract import (
+    ContractError,
+    DiscriminatorBuildError,
+    ReceptiveField,
+    check_discriminator,
+    measure_receptive_field,
+)
 from gan_colorize.registry import DISCRIMINATORS
 
 TEMPLATE = "gan_colorize.models.template_discriminator:MyDiscriminator"
@@ -33,16 +39,6 @@ def inputs(size: int, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torc
     ) - 0.5
 
 
-def measured_receptive_field(disc: nn.Module, size: int) -> int:
-    """Width of the input region whose pixels change the centre logit: the support of its gradient."""
-    L, ab = inputs(size, batch=1)
-    L.requires_grad_()
-    out = disc(L, ab)
-    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
-    cols = L.grad[0, 0].abs().sum(0).nonzero().flatten()
-    return int(cols.max() - cols.min() + 1)
-
-
 # ---------------------------------------------------------------- the registered networks
 def test_patchgan_has_pix2pix_parameter_count():
     # pix2pix's NLayerDiscriminator(input_nc=3, ndf=64, n_layers=3, norm_layer=BatchNorm2d)
@@ -58,16 +54,16 @@ def test_patchgan_has_pix2pix_parameter_count():
 
 @pytest.mark.parametrize(("n_layers", "rf"), [(1, 16), (2, 34), (3, 70), (4, 142)])
 def test_patchgan_receptive_field_is_declared_and_measured(n_layers, rf):
-    disc = D.PatchGAN(n_layers=n_layers, width=4, norm="none").eval()
+    disc = D.PatchGAN(n_layers=n_layers, width=4, norm="none")
     assert disc.receptive_field == rf
     # the gradient of one interior logit reaches exactly rf x rf input pixels
-    assert measured_receptive_field(disc, size=2 * rf + 32) == rf
+    assert measure_receptive_field(disc, size=2 * rf + 32) == [ReceptiveField(rf, rf, 2 * rf + 32)]
 
 
 def test_pixelgan_and_multiscale_receptive_fields():
     pixel = D.PixelGAN(width=4, norm="none")
     assert pixel.receptive_field == 1
-    assert measured_receptive_field(pixel, size=16) == 1
+    assert measure_receptive_field(pixel, size=16) == [ReceptiveField(1, 1, 16)]
     # the coarsest scale sees a 3x3 stride-2 pooling of the input: (70 - 1) * 2 + 3
     assert D.MultiScale(num_scales=2, width=4).receptive_field == 141
     assert D.MultiScale(num_scales=1, width=4).receptive_field == 70
@@ -148,7 +144,7 @@ def test_bad_arguments_are_rejected():
 @pytest.mark.parametrize("name", DISCRIMINATORS.names())
 def test_every_registered_discriminator_passes_the_contract(name):
     report = check_discriminator({"type": name, "width": 8}, **FAST)
-    assert report.passed and not report.notes
+    assert report.passed and not report.notes and not report.warnings  # declared RFs are the measured
     assert [(p.size, p.precision, p.status) for p in report.passes] == [
         (64, "float32", "ok"),
         (64, "bfloat16", "ok"),
@@ -162,13 +158,15 @@ def test_every_registered_discriminator_passes_the_contract(name):
 @pytest.mark.parametrize("norm", ["instance", "spectral", "none"])
 def test_patchgan_passes_with_every_norm(norm):
     report = check_discriminator({"type": "patchgan", "width": 8, "norm": norm}, **FAST)
-    assert report.passed and not report.notes  # no dead bias before InstanceNorm
+    assert report.passed and not report.notes and not report.warnings  # no dead bias before InstanceNorm
+    assert str(report.receptive_fields[0]) == "70 x 70 px"  # InstanceNorm's image mean is not counted
 
 
 def test_template_passes_and_is_not_registered():
     report = check_discriminator(TEMPLATE, **FAST)
-    assert report.passed and not report.notes
-    assert report.receptive_field == 38 and report.parameters == 166_561  # the numbers its docstring gives
+    assert report.passed and not report.notes and not report.warnings
+    assert report.receptive_fields == [ReceptiveField(38, 38, 96)]  # the numbers its docstring gives
+    assert report.declared_receptive_field == 38 and report.parameters == 166_561
     assert "MyDiscriminator" not in {
         getattr(DISCRIMINATORS.get(n), "__name__", "") for n in DISCRIMINATORS.names()
     }
@@ -243,7 +241,8 @@ def test_external_discriminator_passes_and_builds_from_a_config(tmpmod):
     disc = DISCRIMINATORS.build({"type": "tmpmod:Disc", "width": 4})
     assert type(disc).__module__ == "tmpmod" and disc.conv.out_channels == 4
     report = check_discriminator({"type": "tmpmod:Disc", "width": 4}, **FAST)
-    assert report.passed and report.receptive_field is None
+    assert report.passed and report.receptive_field_text == "whole image (one logit per image)"
+    assert report.declares_receptive_field and not report.warnings  # None: not defined, as measured
     assert report.passes[0].output_shapes == [(2, 1)]
     # a class object works as well as its name
     assert check_discriminator(type(disc), args={"width": 4}, **FAST).passed
@@ -253,8 +252,9 @@ def test_unused_parameter_fails_naming_it(tmpmod):
     with pytest.raises(ContractError) as caught:
         check_discriminator({"type": "tmpmod:Disc", "spare": True}, **FAST)
     failures = caught.value.report.failures
-    assert failures and all("no gradient reaches 2 parameter(s)" in f for f in failures)
-    assert "spare.weight, spare.bias" in failures[0]
+    # one line for the four passes, naming both parameters and the cause
+    assert len(failures) == 1
+    assert failures[0].startswith("every pass: spare.weight, spare.bias: not used in forward")
     assert "spare.weight" in str(caught.value)
 
 
@@ -278,7 +278,12 @@ def test_missing_bf16_kernel_is_unsupported_not_a_failure(tmpmod):
 def test_bias_cancelled_by_a_norm_gets_a_note(tmpmod):
     report = check_discriminator("tmpmod:BiasBeforeNorm", **FAST)
     assert report.passed  # a dead parameter does not break training...
-    assert any("net.0.bias" in note for note in report.notes)  # ...but the report names it
+    # ...but the report names it and the norm that cancels it
+    assert report.notes == [
+        "every pass: net.0.bias: a bias directly followed by net.1 (InstanceNorm2d), "
+        "which subtracts the mean the bias adds: cancelled by the norm, it never trains (build the "
+        "layer with bias=False)"
+    ]
 
 
 def test_unbuildable_specs_raise_build_error(tmpmod):
@@ -297,7 +302,8 @@ def test_render_is_a_table_with_the_failures():
     console = Console(record=True, width=150)
     console.print(report.render())
     text = console.export_text()
-    assert "PASS" in text and "receptive field 70 px" in text and "2x1x10x10" in text
+    assert "PASS" in text and "receptive field 70 x 70 px (measured)" in text and "2x1x10x10" in text
+    assert "centre logit" in text and "border logits see less" in text
 
 
 # ---------------------------------------------------------------- the command

@@ -3,9 +3,13 @@
     gan-colorize check-discriminator patchgan --arg n_layers=4 --arg norm=spectral
     PYTHONPATH=. gan-colorize check-discriminator my_discriminators:MyDiscriminator --size 64 128
 
-Exit status 0 when it passes, 1 when it breaks the contract (the reasons are printed), 2 when it
-cannot be built (an unknown name or module, an argument it does not take, a constructor that
-raises) or the command line is malformed.
+It prints the receptive field it measures (the input pixels that change the centre logit, per
+scale; "whole image" for one logit per image): a ``receptive_field`` attribute is optional, and one
+that disagrees with the measurement is a warning on stderr, not a failure.
+
+Exit status 0 when it passes (warnings or not), 1 when it breaks the contract (the reasons are
+printed, each with its likely cause), 2 when it cannot be built (an unknown name or module, an
+argument it does not take, a constructor that raises) or the command line is malformed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import argparse
 import sys
 
 NAME = "check-discriminator"
-HELP = "check a discriminator against the drop-in contract (forward, backward, bf16, conditioning)"
+HELP = (
+    "check a discriminator against the drop-in contract (forward, backward, bf16, conditioning) "
+    "and measure its receptive field"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     console.print(report.render())
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not report.passed:
         print(f"{report.name} breaks the discriminator contract:", file=sys.stderr)
         for failure in report.failures:

@@ -13,13 +13,15 @@ To make your own:
 
 2. Rename ``MyDiscriminator`` and change the layers. Keep the contract (it is short):
    ``forward(L_norm, ab_norm)`` takes L_norm (N, 1, H, W) and ab_norm (N, 2, H, W) and returns
-   logits (no sigmoid) as (N, 1, h, w), (N, 1) or a list of those; it uses L (it is conditional),
-   every parameter gets a gradient, and ``receptive_field`` is an int or None.
+   logits (no sigmoid) as (N, 1, h, w), (N, 1) or a list of those; it uses L (it is conditional)
+   and every parameter gets a gradient. ``receptive_field`` is optional: the check measures it.
 3. Check it, with the arguments you will train with::
 
        PYTHONPATH=. gan-colorize check-discriminator my_discriminators:MyDiscriminator --arg widths=[32,64]
 
-   It runs forward and backward at two sizes in float32 and bfloat16 and names what breaks.
+   It runs forward and backward at two sizes in float32 and bfloat16, names what breaks (and why:
+   an unused layer, a ReLU dead zone, a bias cancelled by the norm after it ...) and measures the
+   receptive field: the input pixels that change the centre logit.
 4. Put it in the config's ``model.discriminator``: ``type: my_discriminators:MyDiscriminator`` and
    its arguments beside it. Every key besides ``type`` is passed to ``__init__``; a misspelt key
    is an error naming the arguments ``__init__`` takes. Train with the same ``PYTHONPATH=.`` (or
@@ -81,6 +83,7 @@ class MyDiscriminator(nn.Module):
 
     @property
     def receptive_field(self) -> int | None:
-        # Input pixels one logit sees. Return None if your network pools globally, attends, or
-        # branches (the helper only walks plain chains of convolutions).
+        # Optional: check-discriminator measures the receptive field and warns when this disagrees.
+        # Input pixels one logit sees; None if your network pools globally or attends. The helper
+        # only walks plain chains of convolutions: for a branching network, delete this property.
         return receptive_field(self.net.modules())

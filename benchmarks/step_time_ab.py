@@ -31,7 +31,7 @@ def step_ms(tree: Path, args) -> float:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{tree}: benchmark failed:\n{done.stderr[-3000:]}")
-    return float(json.loads(done.stdout)[args.case]["step_ms"])
+    return float(json.loads(done.stdout)["cases"][args.case]["step_ms"])
 
 
 def main() -> None:

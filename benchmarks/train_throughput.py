@@ -53,7 +53,7 @@ def build(config_file: str, batch: int, args, run_dir: Path) -> Trainer:
         f"train.compile={str(args.compile).lower()}",
         f"train.compile_mode={args.compile_mode}",
         "loss.prior_samples=16",
-        "run.tensorboard=false",
+        "run.trackers=[]",
         f"run.dir={run_dir}",
     ]
     return Trainer(load_config(REPO / config_file, overrides))
@@ -130,7 +130,7 @@ def bench_e2e(args) -> dict:
             f"train.mixed_precision={'bf16' if torch.cuda.is_available() else 'null'}",
             f"train.compile={str(args.compile).lower()}",
             f"train.compile_mode={args.compile_mode}",
-            "run.tensorboard=false",
+            "run.trackers=[]",
             f"run.dir={Path(tmp) / 'e2e'}",
         ]
         with contextlib.redirect_stdout(sys.stderr):  # progress lines: stdout is the JSON

@@ -35,6 +35,7 @@ class ConfigError(ValueError):
 RENAMED = {
     "loss.gan_mode": "loss.adversarial: {type: vanilla|lsgan|hinge|wgan|relativistic_average} "
     "(e.g. --set 'loss.adversarial={type: hinge}')",
+    "run.tensorboard": "run.trackers: [tensorboard] (or [] for none; wandb and others too)",
 }
 
 
@@ -110,6 +111,8 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     log_every: int = 50
+    eval_every: int = 1000  # validation on the run's held-out images (cheap metrics); 0: never
+    eval_images: int = 64  # how many held-out images validation scores
     sample_every: int = 1000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3  # 0 keeps every checkpoint
@@ -120,7 +123,8 @@ class TrainConfig:
 class RunConfig:
     dir: str = "runs/default"
     name: str | None = None  # a label for reports; default: the folder name
-    tensorboard: bool = True  # when tensorboard is installed
+    # experiment trackers through accelerate: tensorboard, wandb, ... (a missing package is a warning)
+    trackers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -150,6 +154,10 @@ class Config:
         if self.loss.lambda_perc > 0 and not self.loss.perceptual:
             raise ConfigError("loss.lambda_perc > 0 needs loss.perceptual: {type: vgg16|lpips|...}")
         self._check_ranges()
+        from gan_colorize.training.tracking import TRACKER_PACKAGES
+
+        for name in self.run.trackers:
+            _one_of("run.trackers", name, tuple(TRACKER_PACKAGES))
         return self
 
     def _check_ranges(self) -> None:
@@ -163,6 +171,7 @@ class Config:
             "train.keep_checkpoints": (t.keep_checkpoints, 0), "train.seed": (t.seed, 0),
             "train.warmup_l1_steps": (t.warmup_l1_steps, 0), "train.ema_start": (t.ema_start, 0),
             "train.d_steps_per_g_step": (t.d_steps_per_g_step, 1),
+            "train.eval_every": (t.eval_every, 0), "train.eval_images": (t.eval_images, 1),
             "model.freeze_encoder_steps": (self.model.freeze_encoder_steps, 0),
             "loss.prior_samples": (lo.prior_samples, 1), "loss.soft_neighbours": (lo.soft_neighbours, 1),
         }  # fmt: skip

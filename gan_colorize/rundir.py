@@ -8,7 +8,8 @@ RUN/
   checkpoints/step_XXXXXXXX/  training_state.pt, rng_state_<rank>.pt (gan_colorize.training.checkpoint),
                               generator.pt (inference export), replicas.json
   .lock                  held by the process training the folder (RunLock)
-  logs/                  tensorboard, when installed
+  logs/                  tracker files (run.trackers: tensorboard ...)
+  provenance.json        every launch: effective precision, world size, devices, versions, command, commit
   eval/<dataset>/        predictions/*.png and metrics.json
 """
 
@@ -111,6 +112,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "provenance.json"
 
     @property
     def samples(self) -> Path:

@@ -14,7 +14,13 @@ from gan_colorize.rundir import RunDir
 REPO = Path(__file__).resolve().parents[1]
 SECTION = REPO.joinpath("README.md").read_text().split("## Drop in a component", 1)[1].split("\n## ", 1)[0]
 FAST = ["data.size=32", "data.batch_size=4", "data.workers=0", "data.crops_per_epoch=16", "train.steps=4"]
-FAST += ["train.warmup_l1_steps=0", "train.log_every=1", "run.tensorboard=false", "train.deterministic=true"]
+FAST += [
+    "train.warmup_l1_steps=0",
+    "train.log_every=1",
+    "run.trackers=[]",
+    "train.eval_every=0",
+    "train.deterministic=true",
+]
 
 
 def readme_files() -> dict[str, str]:

@@ -34,7 +34,8 @@ FAST = [
     "train.sample_every=1000",
     "train.checkpoint_every=1000",
     "train.deterministic=true",
-    "run.tensorboard=false",
+    "run.trackers=[]",
+    "train.eval_every=0",
     "train.warmup_l1_steps=0",  # the tiny GAN's warm-up of 100 steps would outlast these short runs
 ]
 

@@ -10,8 +10,9 @@ The contract (checked by ``gan-colorize check-discriminator``, see ``contract.py
   a tensor (N, 1, h, w) (one logit per patch) or (N, 1) (one per image), or a list of such
   tensors, one per scale; the losses average over the list;
 * gradients reach ab (the generator learns through them) and every parameter;
-* ``receptive_field``: the input pixels one logit sees, or None where that is not defined
-  (global pooling, attention).
+* ``receptive_field`` (optional): the input pixels one logit sees, or None where that is not
+  defined (global pooling, attention); ``check-discriminator`` measures it either way and warns
+  when a declared value disagrees with the measurement.
 
 A new discriminator is a class with that forward in any module, named in a config as
 ``type: my_module:MyDisc``; ``template_discriminator.py`` is a copyable starting point.

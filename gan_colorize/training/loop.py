@@ -43,7 +43,7 @@ from gan_colorize.config import Config, ConfigError, read_yaml, save_config
 from gan_colorize.models.io import save_generator
 from gan_colorize.registry import GENERATORS, OBJECTIVES
 from gan_colorize.rundir import RunDir, atomic_write_text
-from gan_colorize.training import checkpoint, samples
+from gan_colorize.training import checkpoint, samples, tracking
 from gan_colorize.training.ema import EMA
 from gan_colorize.training.objectives import Batch, TrainingContext, check_generator_fits
 from gan_colorize.training.stream import StreamBatchSampler, make_loader
@@ -78,14 +78,6 @@ def train(config: Config, resume: str | None = None) -> RunDir:
         AcceleratorState._reset_state()
 
 
-def _tensorboard_available() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _has_accelerator_device() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return torch.cuda.is_available() or bool(mps and mps.is_available())
@@ -109,13 +101,13 @@ class Trainer:
         self.run = RunDir(config.run.dir)
         self._lock = None
         tcfg = config.train
-        use_tb = config.run.tensorboard and _tensorboard_available()
+        trackers = tracking.available_trackers(config.run.trackers)
         self.accelerator = Accelerator(
             # without an accelerator, torchrun's processes are multi-CPU (gloo) only if cpu=True
             cpu=not _has_accelerator_device(),
             mixed_precision=tcfg.mixed_precision,
             gradient_accumulation_steps=tcfg.grad_accum,
-            log_with="tensorboard" if use_tb else None,
+            log_with=trackers or None,
             project_dir=str(self.run.logs),
             step_scheduler_with_optimizer=False,  # our schedules count optimizer steps, not samples
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
@@ -162,7 +154,15 @@ class Trainer:
         if acc.is_main_process:
             self.run.root.mkdir(parents=True, exist_ok=True)
             self._record_config()
+            launch = tracking.launch_record(acc, self.resume_from, self.step)
+            tracking.record_launch(self.run.provenance, launch)
         acc.wait_for_everyone()
+        tcfg = config.train
+        self.validator = (
+            tracking.Validator(self.eval_set, tcfg.eval_images, self.device, config.loss.temperature)
+            if tcfg.eval_every > 0 and acc.is_main_process
+            else None
+        )
         self.objective.bind(self.train_set)
         self.phases = self.objective.phases()
         self._interrupted = False
@@ -407,8 +407,9 @@ class Trainer:
             raise RuntimeError(f"the processes' weights diverged at step {step}: {replicas}")
         if acc.is_main_process:
             checkpoint.save_training_state(tmp, self._checkpoint_state(step))
-            G = self.ema.model if self.ema is not None else self.G_raw
-            save_generator(tmp / "generator.pt", G, self.cfg, step, ema=self.ema is not None)
+            save_generator(
+                tmp / "generator.pt", self.evaluated_generator, self.cfg, step, ema=self.ema is not None
+            )
         acc.wait_for_everyone()  # every rank's files are in before the folder gets its name
         if acc.is_main_process:
             self.run.install_checkpoint(tmp, final)  # the folder appears complete or not at all
@@ -526,7 +527,7 @@ class Trainer:
             log.info("run %s is already at step %d of %d", self.run.root, start, tcfg.steps)
             return self.run
         if acc.is_main_process and acc.log_with:
-            acc.init_trackers(self.run.name)
+            acc.init_trackers(self.run.name, config=tracking.flat_config(self.cfg.to_dict()))
         per_step = self.batches_per_step
         sampler = StreamBatchSampler(
             len(self.train_set),
@@ -547,12 +548,16 @@ class Trainer:
                 window.add(terms, done)  # steps are counted as checkpoints are: step N = N updates done
                 last = done == tcfg.steps
                 stop = self._stop_requested(done)  # the same decision on every rank
-                if done % tcfg.log_every == 0 or last or stop:
-                    row = self._log(window, done, images_per_step)
+                due = last or stop
+                scores = self._validate() if tcfg.eval_every and (done % tcfg.eval_every == 0 or due) else {}
+                if done % tcfg.log_every == 0 or due:
+                    row = self._log(window, done, images_per_step, scores)
                     progress.update(done, row)
                 else:
+                    if scores:  # a validation step that is no logging step: a row of its own
+                        self._write_row({"step": done, **scores})
                     progress.update(done, None)
-                if done % tcfg.sample_every == 0 or last or stop:  # a stopped run shows where it got to
+                if done % tcfg.sample_every == 0 or due:  # a stopped run shows where it got to
                     self._write_samples(done)
                 if done % tcfg.checkpoint_every == 0 or last or stop:
                     self._checkpoint(window, done)
@@ -577,7 +582,7 @@ class Trainer:
             self._interrupted = bool(_all_reduce(flag, "max").item())
         return self._interrupted
 
-    def _log(self, window: LossWindow, step: int, images_per_step: int) -> dict:
+    def _log(self, window: LossWindow, step: int, images_per_step: int, scores: dict) -> dict:
         acc = self.accelerator
         means, bad = window.flush(acc)
         if bad is not None and self.cfg.train.stop_on_nonfinite:
@@ -592,12 +597,18 @@ class Trainer:
             row[f"lr/{name.lower()}"] = opt.param_groups[0]["lr"]
         if self.device.type == "cuda":
             row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        row.update(scores)
+        self._write_row(row)
+        return row
+
+    def _write_row(self, row: dict) -> None:
+        """One row of metrics.jsonl, and the same values to the trackers (main process)."""
+        acc = self.accelerator
         if acc.is_main_process:
             with open(self.run.metrics, "a") as f:
                 f.write(json.dumps(row) + "\n")
             if acc.log_with:
-                acc.log({k: v for k, v in row.items() if k != "step"}, step=step)
-        return row
+                acc.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
 
     def _raise_nonfinite(self, step: int, term: str) -> None:
         latest = self.run.latest_checkpoint()
@@ -608,13 +619,23 @@ class Trainer:
             "model). Lower the learning rate, use bf16 instead of fp16, or set train.grad_clip."
         )
 
+    @property
+    def evaluated_generator(self) -> torch.nn.Module:
+        """The generator a checkpoint's generator.pt holds: the EMA one when there is one."""
+        return self.ema.model if self.ema is not None else self.G_raw
+
     def _write_samples(self, step: int) -> None:
         if not self.accelerator.is_main_process or len(self.eval_set) == 0:
             return
-        G = self.ema.model if self.ema is not None else self.G_raw
+        path = self.run.sample_path(step)
         samples.write_grid(
-            G, self.eval_set, self.run.sample_path(step), self.device, self.cfg.loss.temperature
+            self.evaluated_generator, self.eval_set, path, self.device, self.cfg.loss.temperature
         )
+        tracking.log_image(self.accelerator, "samples", path, step)
+
+    def _validate(self) -> dict[str, float]:
+        """The held-out images scored now (main process; the others go on to the next step)."""
+        return self.validator(self.evaluated_generator) if self.validator is not None else {}
 
     @contextmanager
     def _signals(self):

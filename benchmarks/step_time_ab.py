@@ -2,7 +2,8 @@
 
 Both trees run ``benchmarks/train_throughput.py`` (the package's own ``Trainer.train_step``) in
 alternating subprocesses, so that machine load drifts over both alike; the result is each tree's
-median step time and their ratio (this tree / baseline). Used for issue #12: the GAN step after
+median step time, their ratio (this tree / baseline) and the median of the per-round ratios (the
+figure to quote on a shared machine). Used for issue #12: the GAN step after
 the loop was turned into objective phases must cost what it did before.
 
     python benchmarks/step_time_ab.py --baseline bbc5fc3               # CPU: gan_b16 at 64 px, batch 4
@@ -64,6 +65,10 @@ def main() -> None:
         "step_ms": {k: [round(x, 2) for x in v] for k, v in times.items()},
         "median_step_ms": {k: round(v, 2) for k, v in medians.items()},
         "ratio_this_over_baseline": round(medians["this"] / medians["baseline"], 3),
+        # each round's two runs are back to back: their ratio cancels drift in the machine's load
+        "median_paired_ratio": round(
+            statistics.median(t / b for t, b in zip(times["this"], times["baseline"])), 3
+        ),
     }  # fmt: skip
     print(json.dumps(out, indent=2))
 

@@ -63,6 +63,9 @@ class ModelConfig:
     discriminator: dict | None = field(default_factory=lambda: {"type": "patchgan"})  # gan objective only
     init_from: str | None = None  # generator init: a released eccv16 file or a run's checkpoint
     freeze_encoder_steps: int = 0  # keep the initialised encoder frozen for the first N steps
+    encoder_lr_scale: float = (
+        1.0  # after that the encoder learns at lr_g x this (discriminative learning rates)
+    )
 
 
 @dataclass
@@ -90,6 +93,9 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     steps: int = 20000
+    # a time budget: at max_minutes the run checkpoints and stops as finished (0: none). Counted
+    # per launch; a study does not resume a run that ended at its budget
+    max_minutes: float = 0.0
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
@@ -186,8 +192,9 @@ class Config:
             raise ConfigError(f"data.scale: {d.scale} must be [low, high] with 0 < low <= high <= 1")
         if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
             raise ConfigError(f"train.betas: {t.betas} must be two values in [0, 1)")
-        for name in ("lr_g", "lr_d", "weight_decay", "grad_clip"):
+        for name in ("lr_g", "lr_d", "weight_decay", "grad_clip", "max_minutes"):
             _in_range(f"train.{name}", getattr(t, name), 0.0, math.inf)
+        _in_range("model.encoder_lr_scale", self.model.encoder_lr_scale, 0.0, math.inf)
         for name in ("lambda_l1", "lambda_adv", "lambda_perc", "soft_sigma", "temperature"):
             _in_range(f"loss.{name}", getattr(lo, name), 0.0, math.inf)
         if lo.temperature == 0 or lo.soft_sigma == 0:

@@ -294,6 +294,8 @@ def run_status(planned: PlannedRun) -> str:
     if not checkpoints:
         return "not trained"
     step, total = checkpoints[-1][0], planned.config.train.steps
+    if step < total and is_finished(planned, step):
+        return f"finished at its time budget (step {step} of {total})"
     return "finished" if step >= total else f"at step {step} of {total} (resumes)"
 
 
@@ -373,6 +375,13 @@ def latest_step(run_dir: Path) -> int | None:
     return checkpoints[-1][0] if checkpoints else None
 
 
+def is_finished(planned: PlannedRun, step: int) -> bool:
+    """At ``train.steps``, or stopped at its time budget (``train.max_minutes``) at ``step``."""
+    from gan_colorize.training.tracking import ended_by_budget
+
+    return step >= planned.config.train.steps or ended_by_budget(RunDir(planned.dir).provenance, step)
+
+
 def train_run(planned: PlannedRun, device: str | None) -> bool:
     """Train (or resume) one run; a finished run is left as it is, without building anything.
     Returns whether this call wrote the run's latest checkpoint: only then are its weights, and
@@ -381,7 +390,7 @@ def train_run(planned: PlannedRun, device: str | None) -> bool:
     from gan_colorize.training import train
 
     before = latest_step(planned.dir)
-    if before is not None and before >= planned.config.train.steps:
+    if before is not None and is_finished(planned, before):
         log.info("run %s: finished (step %d)", planned.run.name, before)
         return False
     log.info("run %s: training into %s (resumes where it stopped)", planned.run.name, planned.dir)
@@ -390,7 +399,7 @@ def train_run(planned: PlannedRun, device: str | None) -> bool:
     # train() returns normally after a Ctrl-C (it writes a checkpoint and stops): evaluating that
     # half-trained run and starting the next one would ignore the request to stop
     step = latest_step(planned.dir) or 0
-    if step < planned.config.train.steps:
+    if not is_finished(planned, step):
         raise StudyInterruptedError(
             f"run {planned.run.name!r} stopped at step {step} of {planned.config.train.steps}; "
             f"run the same command again to resume it and go on with the study"

@@ -615,3 +615,65 @@ def test_resume_refuses_a_different_network(tmp_path):
     with pytest.raises(ConfigError, match="different model.discriminator"):
         other_d = tiny("unet_gan", tmp_path, "train.steps=2", "model.discriminator={type: pixelgan}")
         train(other_d, resume="latest")
+
+
+@pytest.mark.parametrize("interrupt_at", [1, 2, 3])  # N - 1, N, N + 1 for an encoder frozen N = 2 steps
+def test_unfreezing_the_encoder_happens_once_also_across_a_resume(interrupt_at, tmp_path, monkeypatch):
+    overrides = [
+        "model.init_from=null", "model.freeze_encoder_steps=2", "model.encoder_lr_scale=0.1",
+        "train.steps=4", "train.checkpoint_every=100", "train.lr_schedule=constant",
+    ]  # fmt: skip
+    straight = train(tiny("unet_zhang_gan", tmp_path / "a", *overrides))
+    rows = straight.read_metrics()
+    assert [r["lr/g_encoder"] for r in rows] == pytest.approx([0.0, 1e-4, 1e-4, 1e-4])  # one change, at N
+    assert all(r["lr/g"] == pytest.approx(1e-3) for r in rows)
+
+    _interrupt_at(monkeypatch, interrupt_at)
+    cfg = tiny("unet_zhang_gan", tmp_path / "b", *overrides)
+    train(cfg)
+    monkeypatch.undo()
+    resumed = train(cfg, resume="latest")
+    assert [r["lr/g_encoder"] for r in resumed.read_metrics()] == pytest.approx([0.0, 1e-4, 1e-4, 1e-4])
+    a = state(straight.latest_checkpoint() / "generator.pt")
+    b = state(resumed.latest_checkpoint() / "generator.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_frozen_encoder_keeps_its_weights_and_batchnorm_statistics(tmp_path):
+    overrides = ["model.init_from=null", "model.freeze_encoder_steps=3", "train.steps=3", "train.ema_decay=0"]
+    trainer = Trainer(tiny("unet_zhang_gan", tmp_path, *overrides))
+    try:
+        encoder = trainer.G_raw.encoder
+        before = {k: v.clone() for k, v in encoder.state_dict().items()}
+        batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        for step in range(3):
+            trainer.train_step([batch], step)
+        after = encoder.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)  # weights and running statistics
+        trainer.train_step([batch], 3)  # step N: released
+        assert any(not torch.equal(before[k], encoder.state_dict()[k]) for k in before)
+    finally:
+        trainer.close()
+        AcceleratorState._reset_state()
+
+
+def test_a_time_budget_stops_the_run_as_finished(tmp_path):
+    from gan_colorize.cli import main
+    from gan_colorize.experiment import PlannedRun, StudyRun, is_finished, run_status
+
+    argv = ["train", "--config", str(TINY / "regression.yaml"), "--run-dir", str(tmp_path / "budget")]
+    argv += ["--set", *FAST, "train.steps=50", "train.max_minutes=0.00001"]  # spent after the first step
+    try:
+        assert main(argv) == 0  # a budget is an end, not an interruption
+    finally:
+        AcceleratorState._reset_state()
+    run = RunDir(tmp_path / "budget")
+    assert [s for s, _ in run.list_checkpoints()] == [1]
+    launch = json.loads(run.provenance.read_text())["launches"][-1]
+    assert launch["ended"] == {"step": 1, "reason": "max_minutes"}
+    planned = PlannedRun(StudyRun("budget", "x.yaml"), load_config(run.config), run.root)
+    assert is_finished(planned, 1) and "time budget" in run_status(planned)
+    # resumed by hand it trains on (a new launch, a new budget); then it is no longer "ended"
+    cfg = tiny("regression", tmp_path, "train.steps=2", f"run.dir={run.root}")
+    train(cfg, resume="latest")
+    assert not is_finished(planned, 1) and [s for s, _ in run.list_checkpoints()] == [1, 2]

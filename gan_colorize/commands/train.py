@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from gan_colorize.data import DatasetError
     from gan_colorize.rundir import RunLockedError
     from gan_colorize.training import NonFiniteLossError, train
+    from gan_colorize.training.tracking import ended_by_budget
     from gan_colorize.weights import MissingWeightsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     done = run_dir.list_checkpoints()[-1][0] if run_dir.list_checkpoints() else 0
+    if done < config.train.steps and ended_by_budget(run_dir.provenance, done):
+        print(f"run folder: {run_dir.root} (stopped at its time budget, step {done} of {config.train.steps})")
+        return 0
     if done < config.train.steps:
         print(
             f"stopped at step {done} of {config.train.steps}; continue with --resume latest", file=sys.stderr

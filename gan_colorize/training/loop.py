@@ -166,6 +166,7 @@ class Trainer:
         self.objective.bind(self.train_set)
         self.phases = self.objective.phases()
         self._interrupted = False
+        self.budget_spent = False  # stopped by train.max_minutes
 
     def close(self) -> None:
         """Let go of the run folder (the lock); the trainer is not used after this."""
@@ -268,10 +269,13 @@ class Trainer:
         )
 
     def _generator_param_groups(self, G: torch.nn.Module) -> list[dict]:
-        # A frozen encoder is a parameter group at lr 0 rather than requires_grad=False: DDP's
-        # reducer expects every parameter it registered to receive a gradient each step.
-        frozen = self.cfg.model.freeze_encoder_steps > 0 and hasattr(G, "encoder_parameters")
-        if not frozen:
+        """[rest, encoder] when the encoder has a schedule of its own (frozen first, or a lower
+        learning rate), else one group. A frozen encoder is a group at lr 0 rather than
+        requires_grad=False: DDP's reducer expects every parameter it registered to receive a
+        gradient each step. The groups never change; their learning rates follow the schedule."""
+        mcfg = self.cfg.model
+        own_schedule = mcfg.freeze_encoder_steps > 0 or mcfg.encoder_lr_scale != 1.0
+        if not (own_schedule and hasattr(G, "encoder_parameters")):
             return [{"params": list(G.parameters())}]
         enc = {id(p) for p in G.encoder_parameters()}
         return [
@@ -283,8 +287,8 @@ class Trainer:
         decay = lr_lambda(self.cfg.train.lr_schedule, self.cfg.train.steps)
         if name != GENERATOR or groups == 1:
             return [decay] * groups
-        freeze_until = self.cfg.model.freeze_encoder_steps
-        return [decay, lambda s: decay(s) if s >= freeze_until else 0.0]
+        freeze_until, scale = self.cfg.model.freeze_encoder_steps, self.cfg.model.encoder_lr_scale
+        return [decay, lambda s: decay(s) * scale if s >= freeze_until else 0.0]
 
     def _base_lr(self, name: str) -> float:
         return self.cfg.train.lr_g if name == GENERATOR else self.objective.learning_rate(name)
@@ -541,10 +545,13 @@ class Trainer:
         images_per_step = self.cfg.data.batch_size * acc.num_processes * per_step
         window = LossWindow()
         progress = _Progress(acc.is_main_process, start, tcfg.steps)
+        deadline = time.monotonic() + 60 * tcfg.max_minutes if tcfg.max_minutes else None
         with self._signals(), progress:
             for step in range(start, tcfg.steps):
                 terms = self.train_step([next(loader) for _ in range(per_step)], step)
                 done = self.step
+                if deadline is not None and time.monotonic() >= deadline and not self._interrupted:
+                    self._interrupted = self.budget_spent = True  # stops like Ctrl-C, synchronised
                 window.add(terms, done)  # steps are counted as checkpoints are: step N = N updates done
                 last = done == tcfg.steps
                 stop = self._stop_requested(done)  # the same decision on every rank
@@ -561,6 +568,12 @@ class Trainer:
                     self._write_samples(done)
                 if done % tcfg.checkpoint_every == 0 or last or stop:
                     self._checkpoint(window, done)
+                if stop and self.budget_spent:
+                    log.warning("time budget of %g minutes reached: checkpoint written at step %d of %d; "
+                                "the run ends here", tcfg.max_minutes, done, tcfg.steps)  # fmt: skip
+                    if acc.is_main_process:
+                        tracking.record_end(self.run.provenance, done, "max_minutes")
+                    break
                 if stop:
                     log.warning(
                         "interrupted: checkpoint written at step %d; resume with --resume latest", done
@@ -595,6 +608,8 @@ class Trainer:
         row["images_per_s"] = window.rate(images_per_step)
         for name, opt in self.optimizers.items():
             row[f"lr/{name.lower()}"] = opt.param_groups[0]["lr"]
+        if len(self.optimizers[GENERATOR].param_groups) > 1:
+            row["lr/g_encoder"] = self.optimizers[GENERATOR].param_groups[1]["lr"]
         if self.device.type == "cuda":
             row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         row.update(scores)

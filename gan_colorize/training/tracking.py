@@ -178,14 +178,31 @@ def launch_record(accelerator, resumed_from: Path | None, step: int) -> dict:
     }
 
 
+def record_end(path: Path, step: int, reason: str) -> None:
+    """Note on the latest launch why it ended before ``train.steps`` (``max_minutes``)."""
+    launches = read_launches(path)
+    if launches:
+        launches[-1]["ended"] = {"step": step, "reason": reason}
+        atomic_write_text(path, json.dumps({"launches": launches}, indent=2))
+
+
+def ended_by_budget(path: Path, step: int) -> bool:
+    """Whether the run's latest launch stopped at its time budget at ``step`` (then a study counts
+    it as finished: resuming would spend another budget)."""
+    launches = read_launches(path)
+    ended = launches[-1].get("ended") if launches and isinstance(launches[-1], dict) else None
+    return isinstance(ended, dict) and ended.get("reason") == "max_minutes" and ended.get("step") == step
+
+
+def read_launches(path: Path) -> list:
+    """The launches in ``provenance.json``; [] when there is none or it is unreadable."""
+    try:
+        launches = json.loads(path.read_text()).get("launches", [])
+    except (ValueError, AttributeError, OSError):
+        return []
+    return launches if isinstance(launches, list) else []
+
+
 def record_launch(path: Path, record: dict) -> None:
     """Append this launch to ``provenance.json`` (an unreadable file is started anew)."""
-    launches = []
-    if path.is_file():
-        try:
-            launches = json.loads(path.read_text()).get("launches", [])
-        except (ValueError, AttributeError, OSError):
-            launches = []
-    if not isinstance(launches, list):
-        launches = []
-    atomic_write_text(path, json.dumps({"launches": [*launches, record]}, indent=2))
+    atomic_write_text(path, json.dumps({"launches": [*read_launches(path), record]}, indent=2))

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_colorize.models.io import FORMAT, _load_error, read_safetensors_generator, resolve_generator_file
+from gan_colorize.models.io import FORMAT, load_refusal, read_safetensors_generator, resolve_generator_file
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
         # one line, without torch's advice to retry with weights_only=False (that would run the
         # file's code); no chained traceback: the file is the problem, not this code
         raise ValueError(
-            f"{file}: cannot be read as a state dict or generator file: {_load_error(exc)}"
+            f"{file}: cannot be read as a state dict or generator file: {load_refusal(exc)}"
         ) from None
     if isinstance(payload, dict) and "format" in payload:
         if payload["format"] != FORMAT:

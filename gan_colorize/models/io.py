@@ -91,14 +91,14 @@ def read_generator_file(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable gan-colorize generator file: {_load_error(exc)}") from None
+        raise ValueError(f"{path}: not a readable gan-colorize generator file: {load_refusal(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gan-colorize generator file (expected format {FORMAT!r})")
     payload["path"] = path
     return payload
 
 
-def _load_error(exc: Exception) -> str:
+def load_refusal(exc: Exception) -> str:
     """Why ``torch.load`` refused a file, without torch's advice to retry with weights_only=False:
     a generator file has no reason to hold anything but tensors and plain containers."""
     text = str(exc)

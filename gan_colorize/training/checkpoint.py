@@ -19,14 +19,13 @@ with a message saying so.
 
 from __future__ import annotations
 
-import pickle
 import random
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gan_colorize.models.io import load_refusal
 from gan_colorize.rundir import atomic_write
 
 STATE_FILE = "training_state.pt"
@@ -66,22 +65,12 @@ def _load(path: Path, expected_format: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (a file from elsewhere: any failure is "not loadable")
-        raise CheckpointError(f"{path}: not a gan-colorize checkpoint file: {_refusal(exc)}") from None
+        raise CheckpointError(f"{path}: not a gan-colorize checkpoint file: {load_refusal(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         raise CheckpointError(
             f"{path}: not a gan-colorize checkpoint file (expected format {expected_format!r})"
         )
     return payload
-
-
-def _refusal(exc: Exception) -> str:
-    """Why torch.load refused, without its advice to retry with weights_only=False."""
-    text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
-    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def check_resumable(folder: Path) -> None:

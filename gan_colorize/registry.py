@@ -160,7 +160,10 @@ def check_arguments(factory: Callable, kwargs: Mapping[str, Any], what: str) -> 
             )
 
 
-GENERATORS = Registry("generator", ("gan_colorize.models.unet", "gan_colorize.models.zhang"))
+GENERATORS = Registry(
+    "generator",
+    ("gan_colorize.models.unet", "gan_colorize.models.zhang", "gan_colorize.models.unet_backbone"),
+)
 DISCRIMINATORS = Registry("discriminator", ("gan_colorize.models.discriminators",))
 LOSSES = Registry(
     "loss",

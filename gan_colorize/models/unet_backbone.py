@@ -58,6 +58,7 @@ from gan_colorize.models.efficientnet_lite import (
 )
 from gan_colorize.models.init import init_pix2pix, load_by_name
 from gan_colorize.models.io import pad_to_multiple, read_generator_file
+from gan_colorize.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from gan_colorize.models.unet import NORMS, UPSAMPLES
 from gan_colorize.models.zhang import N_BINS, DecoderStage, check_multiple
 from gan_colorize.registry import GENERATORS
@@ -75,9 +76,6 @@ log = logging.getLogger(__name__)
 
 ENCODER_STRIDE = 32  # five stride-2 stages in every encoder: the input's multiple
 OUTPUTS = ("ab", "bins")
-# torchvision's ImageNet normalisation, the one its ResNet weights were trained with
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def grey_rgb(L_norm: torch.Tensor) -> torch.Tensor:

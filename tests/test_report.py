@@ -414,7 +414,7 @@ def test_a_row_scored_by_the_network_it_trained_with_is_marked_and_not_ranked(tm
     md = build_report([tmp_path / "study"], tmp_path / "out", grid=0).md_path.read_text()
     header = next(line for line in md.splitlines() if line.startswith("| approach"))
     fd0 = [c.strip() for c in header.strip("|").split("|")].index("EffNet-FD\\* ↓")
-    fd2 = [c.strip() for c in header.strip("|").split("|")].index("efficientnet\\_lite2\\_fd\\* ↓")
+    fd2 = [c.strip() for c in header.strip("|").split("|")].index("EffNet-L2-FD\\* ↓")
     assert _md_row(md, "P")[fd0] == "1.00 †"  # the lowest Lite0 distance, but its own network: not bold
     assert _md_row(md, "Q")[fd0] == "**3.00**"  # weight 0: the Lite0 loss never ran
     assert _md_row(md, "E")[fd2] == "2.00 †" and _md_row(md, "O")[fd2] == "**3.00**"

@@ -70,7 +70,7 @@ STANDARD_COLUMNS = (
     Column("auc", "AuC (%)", "higher", 2, "auc"),  # Zhang et al. 2016's raw accuracy, in % as in the paper
 )
 # short labels for the non-standard metrics we know; others show their key
-SHORT_LABELS = {"efficientnet_fd": "EffNet-FD"}
+SHORT_LABELS = {"efficientnet_fd": "EffNet-FD", "efficientnet_lite2_fd": "EffNet-L2-FD"}
 
 
 def nonstandard_column(key: str) -> Column:

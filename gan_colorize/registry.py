@@ -200,7 +200,10 @@ def check_required(factory: Callable, given: set[str], what: str) -> None:
         raise RegistryError(f"{what} needs the argument(s) {', '.join(missing)}")
 
 
-GENERATORS = Registry("generator", ("gan_colorize.models.unet", "gan_colorize.models.zhang"))
+GENERATORS = Registry(
+    "generator",
+    ("gan_colorize.models.unet", "gan_colorize.models.zhang", "gan_colorize.models.unet_backbone"),
+)
 DISCRIMINATORS = Registry("discriminator", ("gan_colorize.models.discriminators",))
 LOSSES = Registry(
     "loss",

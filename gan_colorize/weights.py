@@ -45,6 +45,30 @@ ZHANG_ECCV16 = KnownWeights(
     "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
 )
 
+# ImageNet encoders of the unet_backbone generator: torchvision's IMAGENET1K_V1 files (the names its
+# download would write into the hub cache). RESNET50_V2 (IMAGENET1K_V2) is accepted via an explicit
+# path only: the hub-cache default stays V1, the file DeOldify and most colorization work started from.
+RESNET18 = KnownWeights(
+    "resnet18-f37072fd.pth",
+    "ResNet-18 ImageNet (torchvision IMAGENET1K_V1; unet_backbone encoder)",
+    "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+)
+RESNET34 = KnownWeights(
+    "resnet34-b627a593.pth",
+    "ResNet-34 ImageNet (torchvision IMAGENET1K_V1; unet_backbone encoder)",
+    "https://download.pytorch.org/models/resnet34-b627a593.pth",
+)
+RESNET50 = KnownWeights(
+    "resnet50-0676ba61.pth",
+    "ResNet-50 ImageNet (torchvision IMAGENET1K_V1; unet_backbone encoder)",
+    "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+)
+RESNET50_V2 = KnownWeights(
+    "resnet50-11ad3fa6.pth",
+    "ResNet-50 ImageNet (torchvision IMAGENET1K_V2; unet_backbone encoder, via weights: PATH)",
+    "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+)
+
 
 class MissingWeightsError(FileNotFoundError):
     """Pretrained weights that are not on this machine."""

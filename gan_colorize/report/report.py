@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from PIL import Image
 
 from gan_colorize.registry import METRICS, RegistryError
@@ -69,7 +70,7 @@ STANDARD_COLUMNS = (
     Column("auc", "AuC (%)", "higher", 2, "auc"),  # Zhang et al. 2016's raw accuracy, in % as in the paper
 )
 # short labels for the non-standard metrics we know; others show their key
-SHORT_LABELS = {"efficientnet_fd": "EffNet-FD"}
+SHORT_LABELS = {"efficientnet_fd": "EffNet-FD", "efficientnet_lite2_fd": "EffNet-L2-FD"}
 
 
 def nonstandard_column(key: str) -> Column:
@@ -288,6 +289,8 @@ class Cell:
     text: str
     best: bool = False
     missing: bool = False  # an n/a because a file is missing
+    # scored by a network the model trained with (perceptual loss or encoder): marked, never ranked
+    self_scored: bool = False
 
 
 @dataclass
@@ -405,7 +408,7 @@ def mark_best(table: list[TableRow], columns: list[Column]) -> None:
         candidates = []
         for trow in table:
             value = trow.row.value(column)
-            if trow.row.reference or value is None or not math.isfinite(value):
+            if trow.row.reference or value is None or not math.isfinite(value) or trow.cells[j].self_scored:
                 continue
             candidates.append((_rank_key(round(value, column.digits), column.better), trow))
         if not candidates:
@@ -416,6 +419,67 @@ def mark_best(table: list[TableRow], columns: list[Column]) -> None:
                 trow.cells[j].best = True
 
 
+SELF_SCORED_MARK = " †"
+
+
+def trained_networks(row: ResultRow) -> set[str]:
+    """The pretrained networks a run trained with: its generator's ``encoder`` and, when its weight
+    is not 0, its perceptual loss's ``type``, read from the run's resolved ``config.yaml`` (plain
+    YAML, ``safe_load``: no code). Empty when there is no readable config (an outside method)."""
+    run = _run_of_metrics_file(row.source)
+    candidates = [run / "config.yaml"] if run is not None else []
+    candidates += [Path(row.config)] if row.config else []
+    config = next((c for c in candidates if c.is_file()), None)
+    try:
+        data = yaml.safe_load(config.read_text()) if config else None
+    except (OSError, yaml.YAMLError):
+        return set()
+    if not isinstance(data, dict):
+        return set()
+    model, loss = data.get("model") or {}, data.get("loss") or {}
+    generator = model.get("generator") if isinstance(model, dict) else None
+    networks = set()
+    if isinstance(generator, dict) and isinstance(generator.get("encoder"), str):
+        networks.add(generator["encoder"])
+    if isinstance(loss, dict) and (loss.get("lambda_perc") or 0) > 0:
+        perceptual = loss.get("perceptual")
+        kind = perceptual.get("type") if isinstance(perceptual, dict) else perceptual
+        if isinstance(kind, str):
+            networks.add(kind)
+    return networks
+
+
+def mark_self_scored(table: list[TableRow], columns: list[Column]) -> list[str]:
+    """Mark (" †", and out of the ranking) each cell whose metric compares the features of a network
+    the row's model trained with (the metric's ``feature_network``: a model optimised against Lite0
+    features looks good to a Lite0 Frechet distance); returns the notes that say so."""
+    notes = []
+    for j, column in enumerate(columns):
+        try:
+            network = getattr(METRICS.get(column.metric), "feature_network", None)
+        except (RegistryError, ImportError):
+            continue
+        if not network:
+            continue
+        marked = [
+            t
+            for t in table
+            if not t.row.reference and t.row.value(column) is not None and network in trained_networks(t.row)
+        ]
+        for trow in marked:
+            trow.cells[j].text += SELF_SCORED_MARK
+            trow.cells[j].self_scored = True
+        if marked:
+            labels = ", ".join(t.label for t in marked)
+            notes.append(
+                f"{column.label}{SELF_SCORED_MARK.strip()}: {column.metric} compares {network} features, and "
+                f"{labels} trained with {network} (perceptual loss or encoder): scored by the network it "
+                "optimised, so not ranked; compare on a Frechet distance of another network "
+                "(efficientnet_lite2_fd)"
+            )
+    return notes
+
+
 def build_section(dataset: str, rows: list[ResultRow], references: list[ResultRow]) -> Section:
     ordered_refs = sorted(
         references,
@@ -424,8 +488,8 @@ def build_section(dataset: str, rows: list[ResultRow], references: list[ResultRo
     all_rows = rows + ordered_refs
     columns = select_columns(all_rows)
     table = [TableRow(r, [format_value(r, c) for c in columns]) for r in all_rows]
+    warnings = mark_self_scored(table, columns)
     mark_best(table, columns)
-    warnings = []
     different_images = ground_truth_mismatch(all_rows)
     if different_images:
         warnings.append(different_images)

@@ -15,6 +15,7 @@ use that when they need fewer pixels than the file holds (:class:`ImageReader`).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -29,6 +30,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 _SIDEWAYS_ORIENTATIONS = (5, 6, 7, 8)
 _HIGH_BIT_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# modes that hold no colour at all: the header alone says such a file is greyscale
+GREY_MODES = ("1", "L", "LA", "La", "F", *_HIGH_BIT_GREY_MODES)
 PREVIEW_SIDE = 128  # the greyscale screen looks at a copy whose longer side is this (pixels)
 
 
@@ -75,14 +78,15 @@ class ImageReader:
             img = reader.decode(min_size=(w, h))  # a JPEG may come back smaller, never below (w, h)
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, data: bytes | None = None):
+        """``data``: the file's bytes, already read (a shard member); ``path`` then only names it."""
         self.path = Path(path)
         self._file = None
         self.scale = 1.0  # decoded pixels per stored pixel: 1/2, 1/4, 1/8 after JPEG DCT scaling
         try:
             # We open the file ourselves so that closing it never touches the decoded pixels
             # (PIL's Image.close() frees them too).
-            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close() / __exit__)
+            self._file = io.BytesIO(data) if data is not None else open(self.path, "rb")  # noqa: SIM115
             # PIL warns above Image.MAX_IMAGE_PIXELS (89 MP) and raises above twice that; big scans
             # under the error limit are legitimate, so the warning is not repeated at every decode.
             with warnings.catch_warnings():
@@ -375,3 +379,22 @@ def probe_array(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> ImageProbe:
     """:class:`ImageProbe` of a uint8 RGB array (mode RGB, 8 bits; size from the array)."""
     ab = _preview_ab(rgb, max_side)
     return ImageProbe((rgb.shape[1], rgb.shape[0]), "RGB", 8, _p99_chroma(ab), _ab_spread(ab))
+
+
+@dataclass
+class HeaderProbe:
+    """What a file's header tells without decoding: its size (W, H, upright) and mode."""
+
+    size: tuple[int, int]
+    mode: str
+
+    @property
+    def greyscale(self) -> bool:
+        return self.mode in GREY_MODES
+
+
+def probe_header(path: str | Path) -> HeaderProbe:
+    """Size and mode from the header (no pixels decoded: about 0.1 ms for a JPEG). A file damaged
+    past its header passes here; the loader finds it (``BadImageError``) and uses another."""
+    with ImageReader(path) as reader:
+        return HeaderProbe(reader.size, reader.mode)

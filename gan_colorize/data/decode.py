@@ -93,6 +93,7 @@ class ImageReader:
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 self._img = Image.open(self._file)
             self.mode = self._img.mode  # the file's own mode, before any conversion
+            self.format = self._img.format  # JPEG, PNG, ...
             self.bits = _source_bits(self._img)
             self.orientation = _orientation(self._img)
         except Exception as exc:  # a damaged header can raise nearly anything; none may escape

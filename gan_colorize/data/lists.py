@@ -7,6 +7,7 @@ A path that names no file is reported by screening as unreadable, like a broken 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def read_file_list(spec: str | Path) -> list[Path]:
         for line in f:
             name = list_line_path(line)
             if name is not None:
-                path = root / name  # an absolute name replaces root
+                path = Path(os.path.normpath(root / name))  # an absolute name replaces root
                 if path not in seen:
                     seen.add(path)
                     files.append(path)

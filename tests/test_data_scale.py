@@ -325,3 +325,18 @@ def test_reduced_decode_of_a_large_jpeg_stays_within_the_crops_own_resampling_er
             other = other.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         own = np.abs(exact - np.asarray(other).astype(int)).mean()
         assert np.abs(exact - fast).mean() <= max(own, 1.0)
+
+
+def test_the_loaders_colour_check_decides_as_chroma_level_does():
+    from gan_colorize.data.decode import chroma_level, has_colour
+
+    rng = np.random.default_rng(0)
+    base = np.asarray(Image.fromarray(skdata.astronaut()).convert("L").resize((96, 96))).astype(int)
+    for tint in (0, 1, 2, 3, 5, 8, 12, 20, 40, 80):
+        for _ in range(3):
+            shift = rng.integers(-tint, tint + 1, size=3)
+            rgb = np.clip(base[..., None] + shift, 0, 255).astype(np.uint8)
+            rgb[: int(rng.integers(0, 4)), :8] = (220, 30, 30)  # a few coloured pixels, sometimes
+            level = chroma_level(rgb)
+            for threshold in (1.0, 4.0, 10.0, 30.0):
+                assert has_colour(rgb, threshold) == (level >= threshold), (tint, threshold, level)

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from gan_colorize.config import DataConfig
-from gan_colorize.data.decode import BadImageError, ImageReader, chroma_level, to_rgb_image
+from gan_colorize.data.decode import BadImageError, ImageReader, has_colour, to_rgb_image
 from gan_colorize.data.files import default_cache_path, list_image_files, relative_name, split_files
 from gan_colorize.data.index import DatasetError, Screening, require_usable, screen
 from gan_colorize.data.lists import is_file_list, list_root, read_file_list
@@ -203,7 +203,7 @@ class TrainCrop:
     def __call__(self, reader: ImageReader, rng: np.random.Generator) -> torch.Tensor:
         plan = draw_crop(reader.size, self.size, rng, self.crop, self.scale, self.hflip)
         img = to_rgb_image(reader.decode(plan.decode_size()), reader.path)
-        if self.min_chroma is not None and chroma_level(np.asarray(img)) < self.min_chroma:
+        if self.min_chroma is not None and not has_colour(img, self.min_chroma):
             raise GreyscaleImageError(reader.path)
         return to_tensor(plan.apply(img, reader.scale))
 

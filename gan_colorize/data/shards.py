@@ -175,6 +175,12 @@ class ShardDataset:
     def __len__(self) -> int:
         return sum(self.counts)
 
+    def __getitem__(self, key):
+        raise TypeError(
+            "shards are read as a stream, not by index: take crops from "
+            "gan_colorize.training.stream.train_batches(dataset, ...)"
+        )
+
     # ---- one slot's plan: which positions of which shards, epoch by epoch
     def slot_plan(self, epoch: int, slot: int, slots: int) -> list[tuple[int, range]]:
         """[(shard number, positions)] that ``slot`` of ``slots`` reads in ``epoch``, in order."""

@@ -340,3 +340,18 @@ def test_the_loaders_colour_check_decides_as_chroma_level_does():
             level = chroma_level(rgb)
             for threshold in (1.0, 4.0, 10.0, 30.0):
                 assert has_colour(rgb, threshold) == (level >= threshold), (tint, threshold, level)
+
+
+def test_pipe_urls_stream_shards_and_need_the_shard_index(tmp_path):
+    from gan_colorize.data.index import DatasetError
+
+    folder = colour_folder(tmp_path / "c", 8)
+    shards_of(folder, tmp_path / "shards", 4)
+    pattern = f"pipe:cat {tmp_path / 'shards'}/shard-{{000000..000001}}.tar"
+    with pytest.raises(DatasetError, match="data.shard_index"):
+        ShardDataset(pattern, 8)
+    piped = ShardDataset(pattern, 8, crop="random", index=tmp_path / "shards" / "index.json")
+    local = ShardDataset(str(tmp_path / "shards" / "shard-{000000..000001}.tar"), 8, crop="random")
+    assert len(piped) == len(local) == 8
+    a, b = train_batches(piped, 4, 0, 1, 0, 0, 0, False), train_batches(local, 4, 0, 1, 0, 0, 0, False)
+    assert all(torch.equal(next(a), next(b)) for _ in range(3))

@@ -11,6 +11,20 @@ loader (``gan_colorize.training.stream``: ``StreamBatchSampler`` + ``make_loader
 workers, timed after each worker has delivered a first batch (start-up excluded). The screening
 that ``ImageFolderDataset`` does once at construction (one small decode per file) is timed too.
 
+``--scale`` adds the issue #11 measurements on a generated folder of ImageNet-like JPEGs
+(``--scale-files``, default 20,000, written once into ``--scale-dir`` under /tmp; each is a shared
+photo resized, bicubic, so that its longer side is one of 400, 500 (x3), 640, 800, 1000 px times
+U(0.9, 1.1), the mix of ImageNet's common sizes, saved as JPEG quality 90 in 20 class folders):
+time from nothing to the first batch (index build + first batch through ``train_batches``), first
+run (empty index cache) and second run, with ``data.screening`` ``headers`` on all files and
+``full`` on a 2,000-file list (extrapolated, said so in the JSON); loader images per CPU-second
+from the folder and from shards written by ``data shard`` of the same 2,000 files.
+
+Always measured too: decode + random-resized crop of a 4000x3000 JPEG with and without reduced-
+scale (DCT) decoding, and, side by side, pix2pix's colorization data path (``pix2pix_sample``:
+PIL open, resize 286, crop 256, flip, ``skimage.color.rgb2lab``, ToTensor, per sample) against
+ours on the same photos, in images per CPU-second.
+
 The Lab conversion is ``gan_colorize.color.lab.uint8_to_lab_norm`` on a uint8 (64, 3, 256, 256)
 batch, as the training loop calls it on the training device: on CPU, and on CUDA when available
 (with and without the host-to-device copy of the uint8 batch).
@@ -23,8 +37,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +49,16 @@ import numpy as np
 import PIL
 import psutil
 import torch
+from PIL import Image
 
 from gan_colorize.color.lab import uint8_to_lab_norm
-from gan_colorize.data import ImageFolderDataset
-from gan_colorize.training.stream import StreamBatchSampler, make_loader
+from gan_colorize.config import DataConfig
+from gan_colorize.data import ImageFolderDataset, build_datasets, list_image_files, screen
+from gan_colorize.data.dataset import TrainCrop, draw_crop
+from gan_colorize.data.decode import ImageReader
+from gan_colorize.data.shard_writer import write_shards
+from gan_colorize.data.shards import ShardDataset
+from gan_colorize.training.stream import StreamBatchSampler, make_loader, train_batches
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared" / "data" / "photos"
@@ -102,6 +125,163 @@ def time_loader(ds: ImageFolderDataset, workers: int, batch_size: int, count: in
     return result
 
 
+# ---------------------------------------------------------------- issue #11: scale
+LONG_SIDES = (400, 500, 500, 500, 640, 800, 1000)
+
+
+def _make_one(args) -> None:
+    src, dst, seed = args
+    rng = np.random.default_rng(seed)
+    img = Image.open(src).convert("RGB")
+    side = round(float(rng.choice(LONG_SIDES)) * rng.uniform(0.9, 1.1))
+    scale = side / max(img.size)
+    img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BICUBIC).save(
+        dst, quality=90
+    )
+
+
+def generate_folder(photos: Path, out: Path, n: int) -> dict:
+    """``n`` ImageNet-like JPEGs in ``out`` (kept: generated once)."""
+    sources = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    marker = out / f".complete-{n}"
+    if marker.exists():
+        return {"folder": str(out), "files": n, "generated_now": False}
+    tasks = []
+    for i in range(n):
+        folder = out / f"class{i % 20:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        tasks.append((str(sources[i % len(sources)]), str(folder / f"img{i:06d}.jpg"), i))
+    t = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
+        pool.map(_make_one, tasks, chunksize=64)
+    marker.touch()
+    return {
+        "folder": str(out),
+        "files": n,
+        "generated_now": True,
+        "seconds": round(time.perf_counter() - t, 1),
+    }
+
+
+def time_to_first_batch(train: str, mode: str, index_dir: Path, size: int, workers: int) -> dict:
+    """build_datasets (the index) + the first batch of train_batches, as the loop's start does."""
+    cfg = DataConfig(
+        train=train, size=size, screening=mode, index_dir=str(index_dir), workers=workers, batch_size=16
+    )
+    t = time.perf_counter()
+    train_set, eval_set = build_datasets(cfg, seed=0)
+    indexed = time.perf_counter() - t
+    stream = train_batches(train_set, cfg.batch_size, 0, 1, 0, 0, workers, False)
+    next(stream)
+    total = time.perf_counter() - t
+    del stream
+    files = train_set.screening.total + len(eval_set)
+    return {
+        "mode": mode, "files": files, "index_seconds": round(indexed, 2),
+        "to_first_batch_seconds": round(total, 2), "files_per_s": round(files / total, 1),
+    }  # fmt: skip
+
+
+def time_stream(train_set, workers: int, batch_size: int, count: int) -> dict:
+    """Loader images per CPU-second of the workers, through train_batches, after start-up."""
+    stream = train_batches(train_set, batch_size, 0, 1, 0, 0, workers, False)
+    for _ in range(max(workers, 1)):
+        next(stream)
+    batches = max(1, count // batch_size)
+    cpu, t = workers_cpu_seconds(), time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    seconds, cpu = time.perf_counter() - t, workers_cpu_seconds() - cpu
+    del stream
+    return {"workers": workers, **rate(batches * batch_size, seconds, cpu)}
+
+
+def scale_report(args) -> dict:
+    folder = generate_folder(
+        args.photos, args.scale_dir / f"imagenet_like_{args.scale_files}", args.scale_files
+    )
+    root = Path(folder["folder"])
+    files = list_image_files(root)
+    subset = args.scale_dir / "subset_2000.txt"
+    subset.write_text(
+        "".join(f"{f.relative_to(args.scale_dir).as_posix()}\n" for f in files[:: len(files) // 2000][:2000])
+    )
+    caches = args.scale_dir / f"caches-{os.getpid()}"
+    shutil.rmtree(caches, ignore_errors=True)
+    report = {"generated": folder, "note": "files just generated or read before sit in the page cache"}
+    startup = {}
+    for run in ("first_run", "second_run"):
+        startup[f"headers_{run}"] = time_to_first_batch(str(root), "headers", caches / "a", args.size, 2)
+        startup[f"full_2000_{run}"] = time_to_first_batch(str(subset), "full", caches / "b", args.size, 2)
+    full = startup["full_2000_first_run"]
+    startup["full_first_run_extrapolated_to_all"] = {
+        "files": len(files), "seconds": round(full["to_first_batch_seconds"] * len(files) / full["files"], 1),
+        "how": "full screening measured on 2,000 of the files (a list), scaled linearly",
+    }  # fmt: skip
+    report["time_to_first_batch"] = startup
+    cfg = DataConfig(train=str(root), size=args.size, index_dir=str(caches / "a"))
+    folder_set = build_datasets(cfg)[0]
+    t = time.perf_counter()
+    index = write_shards(
+        files[:2000], root, args.scale_dir / "shards", 500, None, 0, lambda n: None
+    )  # fmt: skip
+    report["data_shard_2000_files_seconds"] = round(time.perf_counter() - t, 1)
+    shard_set = ShardDataset(index["pattern"], args.size)
+    report["loader_images_per_cpu_s"] = {
+        "folder": time_stream(folder_set, 2, args.batch_size, args.images),
+        "shards": time_stream(shard_set, 2, args.batch_size, args.images),
+    }
+    shutil.rmtree(caches, ignore_errors=True)
+    return report
+
+
+# ---------------------------------------------------------------- reduced-scale decoding
+def time_large_jpeg(photos: Path, tmp: Path, size: int, repeats: int) -> dict:
+    source = sorted(photos.glob("*.jpg"))[0]
+    path = tmp / "large_4000x3000.jpg"
+    Image.open(source).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(path, quality=90)
+    crop = TrainCrop(size, "random_resized", (0.35, 1.0), True)
+    result = {"file": "4000x3000 JPEG q90", "crop": f"random_resized {size} px, scale (0.35, 1)"}
+    for name, reduced in (("full_decode", False), ("reduced_decode", True)):
+        cpu, t = time.process_time(), time.perf_counter()
+        for i in range(repeats):
+            rng = np.random.default_rng(i)
+            with ImageReader(path) as reader:
+                plan = draw_crop(reader.size, size, rng, crop.crop, crop.scale, crop.hflip)
+                img = reader.decode(plan.decode_size() if reduced else None)
+                plan.apply(img, reader.scale)
+        result[name] = rate(repeats, time.perf_counter() - t, time.process_time() - cpu)
+    result["speed_up_cpu"] = round(
+        result["reduced_decode"]["images_per_cpu_s"] / result["full_decode"]["images_per_cpu_s"], 1
+    )
+    return result
+
+
+# ---------------------------------------------------------------- pix2pix's data path, for reference
+def pix2pix_sample(path: Path, rng: np.random.Generator, load: int = 286, crop: int = 256) -> torch.Tensor:
+    """pytorch-CycleGAN-and-pix2pix's colorization dataset (``data/colorization_dataset.py`` with
+    ``--preprocess resize_and_crop``): PIL open, RGB, resize to ``load`` square (bicubic), random
+    ``crop`` square, random flip, ``skimage.color.rgb2lab``, ToTensor; one sample at a time."""
+    from skimage import color
+
+    img = Image.open(path).convert("RGB").resize((load, load), Image.Resampling.BICUBIC)
+    x, y = (int(v) for v in rng.integers(0, load - crop + 1, 2))
+    img = img.crop((x, y, x + crop, y + crop))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    lab = color.rgb2lab(np.asarray(img)).astype(np.float32)
+    return torch.from_numpy(lab.transpose(2, 0, 1).copy())
+
+
+def time_pix2pix(photos: Path, count: int) -> dict:
+    files = list_image_files(photos)
+    pix2pix_sample(files[0], np.random.default_rng(0))
+    cpu, t = time.process_time(), time.perf_counter()
+    for i in range(count):
+        pix2pix_sample(files[i % len(files)], np.random.default_rng(i))
+    return rate(count, time.perf_counter() - t, time.process_time() - cpu)
+
+
 def time_lab(device: str, batch: int, size: int, repeats: int) -> dict:
     u8 = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (batch, 3, size, size), dtype=np.uint8))
     cuda = device.startswith("cuda")
@@ -139,6 +319,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lab-batch", type=int, default=64)
     p.add_argument("--lab-repeats", type=int, default=5)
     p.add_argument("--lab-only", action="store_true", help="time only the Lab conversion")
+    p.add_argument("--scale", action="store_true", help="issue #11: start-up and loader on a large folder")
+    p.add_argument("--scale-files", type=int, default=20000, help="files of the generated folder")
+    p.add_argument("--scale-dir", type=Path, default=Path(tempfile.gettempdir()) / "gan_colorize_bench")
+    p.add_argument("--large-repeats", type=int, default=24, help="decodes of the 4000x3000 JPEG per way")
     return p.parse_args(argv)
 
 
@@ -167,6 +351,27 @@ def main(argv=None) -> int:
         }
         for w in args.workers:
             report["data"][f"decode_crop_loader_{w}_workers"] = time_loader(ds, w, args.batch_size, count)
+        ours = report["data"]["decode_crop_in_process"]
+        headers = ImageFolderDataset(
+            args.photos,
+            args.size,
+            screening=screen(list_image_files(args.photos), 4.0, 0.05, "", mode="headers"),
+        )  # greyscale decided at load: the chroma of each decoded image is measured too
+        ours_headers = time_in_process(headers, count)
+        reference = time_pix2pix(args.photos, count)
+        report["pix2pix_reference"] = {
+            "pix2pix_per_sample": reference,
+            "ours_screened_in_full": ours,
+            "ours_headers_mode": ours_headers,
+            "ratio_images_per_cpu_s_full": round(ours["images_per_cpu_s"] / reference["images_per_cpu_s"], 2),
+            "ratio_images_per_cpu_s_headers": round(
+                ours_headers["images_per_cpu_s"] / reference["images_per_cpu_s"], 2
+            ),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            report["large_jpeg"] = time_large_jpeg(args.photos, Path(tmp), args.size, args.large_repeats)
+        if args.scale:
+            report["scale"] = scale_report(args)
     report["lab"] = {"cpu": time_lab("cpu", args.lab_batch, 256, args.lab_repeats)}
     cuda = torch.cuda.is_available()
     report["lab"]["cuda"] = (

@@ -39,10 +39,16 @@ RENAMED = {
 }
 
 
+SCREENING_MODES = ("headers", "full")  # data.screening; what each does: gan_colorize.data.index
+
+
 @dataclass
 class DataConfig:
-    train: str = "builtin:skimage"  # an image folder, or builtin:skimage
-    eval: str | None = None  # None: the held-out part of ``train`` (builtin:skimage holds out one photo)
+    # an image folder, a file list (.txt: one path a line, relative to the list's folder), WebDataset
+    # shards (a brace pattern ``train-{000000..000099}.tar`` or ``pipe:`` URLs), or builtin:skimage
+    train: str = "builtin:skimage"
+    # None: the held-out part of ``train`` (builtin:skimage holds out one photo; shards need one)
+    eval: str | None = None
     size: int = 256  # training crop size (pixels, square)
     crop: str = "random_resized"  # random_resized | random
     scale: list[float] = field(default_factory=lambda: [0.35, 1.0])  # area range of random_resized
@@ -52,8 +58,13 @@ class DataConfig:
     crops_per_epoch: int = 1024  # builtin:skimage: random crops that make one epoch
     min_chroma: float = 4.0  # images whose 99th-percentile chroma (Lab) is below this are greyscale: left out
     max_bad_fraction: float = 0.05  # stop before training if more of the files are unreadable
-    # cache the file list and screening of a large tree (in ~/.cache/gan_colorize)
-    file_list_cache: bool = False
+    # headers: the index reads sizes and modes from file headers only, and a greyscale photo is
+    # replaced when loaded (a million files in minutes); full: decode every file once before step 1
+    screening: str = "headers"
+    file_list_cache: bool = True  # keep the file list and index of a folder or list, and reuse them
+    index_dir: str | None = None  # where they are kept; None: $XDG_CACHE_HOME (~/.cache)/gan_colorize
+    index_workers: int = 0  # processes that build the index (0: one per CPU)
+    shard_index: str | None = None  # shards: sample counts (data shard's index.json); None: next to them
     eval_fraction: float = 0.05  # folders: share of files (hash-chosen, stable) held out for evaluation
 
 
@@ -171,6 +182,7 @@ class Config:
         d, t, lo = self.data, self.train, self.loss
         at_least = {
             "data.size": (d.size, 8), "data.batch_size": (d.batch_size, 1), "data.workers": (d.workers, 0),
+            "data.index_workers": (d.index_workers, 0),
             "data.crops_per_epoch": (d.crops_per_epoch, 1), "train.steps": (t.steps, 0),
             "train.grad_accum": (t.grad_accum, 1), "train.log_every": (t.log_every, 1),
             "train.sample_every": (t.sample_every, 1), "train.checkpoint_every": (t.checkpoint_every, 1),
@@ -187,6 +199,7 @@ class Config:
         _in_range("data.eval_fraction", d.eval_fraction, 0.0, 1.0)
         _in_range("data.max_bad_fraction", d.max_bad_fraction, 0.0, 1.0)
         _in_range("data.min_chroma", d.min_chroma, 0.0, math.inf)
+        _one_of("data.screening", d.screening, SCREENING_MODES)
         _in_range("train.ema_decay", t.ema_decay, 0.0, 1.0, open_high=True)
         if len(d.scale) != 2 or not 0 < d.scale[0] <= d.scale[1] <= 1:
             raise ConfigError(f"data.scale: {d.scale} must be [low, high] with 0 < low <= high <= 1")

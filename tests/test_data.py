@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +67,12 @@ def exif_with_orientation(value: int) -> Image.Exif:
     exif = Image.Exif()
     exif[ORIENTATION] = value
     return exif
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """The index and file-list caches (on by default) go to a temporary folder, not ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
 
 
 @pytest.fixture(scope="module")
@@ -557,19 +564,19 @@ def test_data_inspect_human_output_and_missing_path(folder, capsys):
 
 
 def test_file_list_cache_option_also_remembers_the_screening(good_folder, tmp_path, monkeypatch):
-    import gan_colorize.data.dataset as dataset_mod
+    import gan_colorize.data.index as index_mod
 
     root = tmp_path / "tree"
     shutil.copytree(good_folder, root)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cfg = DataConfig(train=str(root), size=16, eval_fraction=0.3, file_list_cache=True)
+    cfg = DataConfig(train=str(root), size=16, eval_fraction=0.3, file_list_cache=True, screening="full")
     first_train, first_eval = build_datasets(cfg)
     assert files_mod.default_cache_path(root).is_file()
-    assert files_mod.default_cache_path(root, "screening").is_file()
+    assert files_mod.default_cache_path(root, "index").is_file()
 
-    real_probe = dataset_mod.probe_file
+    real_probe = index_mod.probe_file
     probed = []
-    monkeypatch.setattr(dataset_mod, "probe_file", lambda p: probed.append(p.name) or real_probe(p))
+    monkeypatch.setattr(index_mod, "probe_file", lambda p: probed.append(Path(p).name) or real_probe(p))
     train, evaluation = build_datasets(cfg)
     assert probed == [] and train.files == first_train.files and evaluation.files == first_eval.files
 
@@ -664,6 +671,9 @@ def test_a_folder_of_greyscale_photos_says_so_with_the_counts(tmp_path):
         save(tmp_path / f"grey{i}.png", np.stack([grey] * 3, axis=2))
     expected = r"no usable colour image among 3 files \(3 greyscale, 0 unreadable\)"
     with pytest.raises(DatasetError, match=expected):
+        build_datasets(DataConfig(train=str(tmp_path), size=16, screening="full"), seed=0)
+    # headers only: RGB files that look grey are found by the held-out set's full screening
+    with pytest.raises(DatasetError, match=r"\(evaluation\): no usable colour image .*1 greyscale"):
         build_datasets(DataConfig(train=str(tmp_path), size=16), seed=0)
 
 

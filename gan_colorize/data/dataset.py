@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import logging
 import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +28,10 @@ import torch
 from PIL import Image
 
 from gan_colorize.config import DataConfig
-from gan_colorize.data.decode import BadImageError, ImageReader, probe_file, to_rgb_image
+from gan_colorize.data.decode import BadImageError, ImageReader, has_colour, to_rgb_image
 from gan_colorize.data.files import default_cache_path, list_image_files, relative_name, split_files
-from gan_colorize.rundir import atomic_write_text
+from gan_colorize.data.index import DatasetError, Screening, require_usable, screen
+from gan_colorize.data.lists import is_file_list, list_root, read_file_list
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,6 @@ CROP_TRIES = 10
 # factor exceeds 3; its docs call the result indistinguishable from exact resampling, and it is
 # several times faster for large photos. Training crops only: the evaluation transform is exact.
 TRAIN_REDUCING_GAP = 3.0
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used (too many unreadable files, no usable image)."""
 
 
 # ---------------------------------------------------------------- transforms
@@ -188,135 +183,49 @@ def _check_crop_args(size: int, crop: str, scale) -> tuple[float, float]:
     return lo, hi
 
 
-# ---------------------------------------------------------------- screening
-@dataclass
-class Screening:
-    """What a scan of the files found: usable colour images, greyscale ones, unreadable ones."""
-
-    usable: list[Path] = field(default_factory=list)
-    greyscale: list[Path] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.usable) + len(self.greyscale) + len(self.skipped)
-
-
-class ScreeningCache:
-    """What screening learnt of each file (its chroma level, or why it is unreadable), kept in a
-    JSON file and trusted while the file's size, mtime, inode and ctime are unchanged (ctime
-    cannot be set back, as ``rsync -t`` sets an mtime back): a large tree is decoded once, not at
-    every run start. The threshold is applied afterwards, so changing ``min_chroma`` needs no new
-    decode."""
-
-    VERSION = 2
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.entries: dict[str, list] = {}
-        self.changed = False
-        try:
-            data = json.loads(self.path.read_text())
-            if data.get("version") == self.VERSION and isinstance(data.get("files"), dict):
-                self.entries = data["files"]
-        except (OSError, ValueError, AttributeError):
-            pass  # missing or damaged: rebuilt
-
-    @staticmethod
-    def signature(path: Path) -> list[int] | None:
-        try:
-            stat = path.stat()
-        except OSError:
-            return None
-        return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
-
-    def get(self, path: Path, signature: list[int] | None) -> tuple[float | None, str | None] | None:
-        """(chroma, None), (None, reason) or None when unknown or stale."""
-        entry = self.entries.get(os.path.abspath(path))
-        if entry is None or signature is None or entry[:4] != signature:
-            return None
-        return entry[4], entry[5]
-
-    def put(self, path: Path, signature: list[int] | None, chroma: float | None, reason: str | None) -> None:
-        """``signature``: taken BEFORE the file was probed, so a change during the probe is seen."""
-        if signature is not None:  # None: gone, nothing to remember
-            self.entries[os.path.abspath(path)] = [*signature, chroma, reason]
-            self.changed = True
-
-    def save(self) -> None:
-        if self.changed:
-            atomic_write_text(self.path, json.dumps({"version": self.VERSION, "files": self.entries}))
-            self.changed = False
-
-
-def _chroma_or_reason(path: Path, cache: ScreeningCache | None) -> tuple[float | None, str | None]:
-    signature = ScreeningCache.signature(path) if cache is not None else None
-    known = cache.get(path, signature) if cache is not None else None
-    if known is not None:
-        return known
-    try:
-        result = probe_file(path).chroma, None
-    except BadImageError as exc:
-        result = None, exc.reason
-    if cache is not None:
-        cache.put(path, signature, *result)
-    return result
-
-
-def require_usable(screening: Screening, where: str) -> None:
-    if not screening.usable:
-        raise DatasetError(
-            f"{where}: no usable colour image among {screening.total} files "
-            f"({len(screening.greyscale)} greyscale, {len(screening.skipped)} unreadable)"
-        )
-
-
-def screen(
-    files: list[Path],
-    min_chroma: float,
-    max_bad_fraction: float,
-    where: str,
-    cache: str | Path | None = None,
-) -> Screening:
-    """Decode every file once (small: JPEG DCT scaling): unreadable files are skipped with a
-    warning naming them; images whose :func:`~gan_colorize.data.decode.chroma_level` is below
-    ``min_chroma`` are left out as greyscale (Zhang et al. 2016 removed ImageNet's greyscale
-    images too: a greyscale target teaches the model to give no colour); more than
-    ``max_bad_fraction`` unreadable stops here, before any training.
-
-    ``cache``: a :class:`ScreeningCache` file, so that unchanged files are not decoded again.
-    """
-    memo = ScreeningCache(cache) if cache is not None else None
-    result = Screening()
-    for path in files:
-        chroma, reason = _chroma_or_reason(Path(path), memo)
-        if reason is not None:
-            log.warning("skipping unreadable image %s: %s", path, reason)
-            result.skipped.append((path, reason))
-        else:
-            (result.greyscale if chroma < min_chroma else result.usable).append(path)
-    if memo is not None:
-        memo.save()
-    if result.skipped:
-        log.warning("%s: %d of %d files unreadable", where, len(result.skipped), result.total)
-    if result.greyscale:
-        log.info("%s: %d greyscale images left out", where, len(result.greyscale))
-    if result.total and len(result.skipped) / result.total > max_bad_fraction:
-        first = "; ".join(f"{p}: {r}" for p, r in result.skipped[:5])
-        more = f" (and {len(result.skipped) - 5} more)" if len(result.skipped) > 5 else ""
-        raise DatasetError(
-            f"{where}: {len(result.skipped)} of {result.total} files are unreadable, more than "
-            f"data.max_bad_fraction={max_bad_fraction}: {first}{more}"
-        )
-    return result
-
-
 # ---------------------------------------------------------------- training datasets
+class GreyscaleImageError(Exception):
+    """An image found greyscale when loaded (``data.screening: headers``): replaced, not an error."""
+
+
+@dataclass(frozen=True)
+class TrainCrop:
+    """Decode and crop one training image: ``crop``, ``scale``, ``hflip`` as in :func:`draw_crop`,
+    with JPEG DCT scaling when the crop needs fewer pixels. ``min_chroma`` set: an image below it
+    raises :class:`GreyscaleImageError` (the index read headers only, so this is where it is seen)."""
+
+    size: int
+    crop: str
+    scale: tuple[float, float]
+    hflip: bool
+    min_chroma: float | None = None
+
+    def __call__(self, reader: ImageReader, rng: np.random.Generator) -> torch.Tensor:
+        plan = draw_crop(reader.size, self.size, rng, self.crop, self.scale, self.hflip)
+        img = to_rgb_image(reader.decode(plan.decode_size()), reader.path)
+        if self.min_chroma is not None and not has_colour(img, self.min_chroma):
+            raise GreyscaleImageError(reader.path)
+        return to_tensor(plan.apply(img, reader.scale))
+
+    def attempt(self, path, open_and_crop, *args) -> tuple[torch.Tensor | None, Exception | None]:
+        """(``open_and_crop(*args)``, None), or (None, why this image cannot be used: a
+        :class:`BadImageError` naming ``path`` whatever a decoder raised, so that a loader worker
+        never dies, or :class:`GreyscaleImageError`)."""
+        try:
+            return open_and_crop(*args), None
+        except (BadImageError, GreyscaleImageError) as exc:
+            return None, exc
+        except Exception as exc:
+            return None, BadImageError(path, f"cannot crop ({type(exc).__name__}: {exc})")
+
+
 class ImageFolderDataset(torch.utils.data.Dataset):
-    """Random training crops from a folder tree of images, screened at construction.
+    """Random training crops from a folder tree or file list of images, screened at construction.
 
     ``.files``: the usable colour images (sorted); ``.skipped``: (path, reason) of unreadable
-    files; ``.greyscale``: paths left out as greyscale. ``len()`` is the epoch length.
+    files; ``.greyscale``: paths left out as greyscale. ``len()`` is the epoch length. With a
+    screening of headers only, a file found greyscale or unreadable when loaded is replaced
+    (:meth:`__getitem__`).
     """
 
     def __init__(
@@ -342,6 +251,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.screening = screening
         self.files = list(screening.usable)
         require_usable(screening, str(self.root))
+        at_load = min_chroma if screening.mode == "headers" else None
+        self.cropper = TrainCrop(size, crop, self.scale, hflip, at_load)
         self._warned: set[Path] = set()
 
     @property
@@ -357,28 +268,31 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
     def _crop_file(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
         with ImageReader(path) as reader:
-            plan = draw_crop(reader.size, self.size, rng, self.crop, self.scale, self.hflip)
-            img = to_rgb_image(reader.decode(plan.decode_size()), path)
-        return to_tensor(plan.apply(img, reader.scale))
+            return self.cropper(reader, rng)
 
     def __getitem__(self, key) -> torch.Tensor:
         epoch, index = split_key(key)
         n = len(self.files)
         for attempt in range(n):
-            # a file that became unreadable after screening is replaced by the next one, with
-            # its own deterministic draw: (epoch, index) still gives the same item everywhere
+            # a file that is unreadable (since screening, or past its header) or greyscale is
+            # replaced by the next one, with its own deterministic draw: (epoch, index) still gives
+            # the same item everywhere, so resume stays exact
             path = self.files[(index + attempt) % n]
             rng = np.random.default_rng([self.seed, epoch, index] + ([attempt] if attempt else []))
-            try:
-                return self._crop_file(path, rng)
-            except BadImageError as exc:
-                problem = exc
-            except Exception as exc:  # whatever a decoder raises, a worker must not die without the file
-                problem = BadImageError(path, f"cannot crop ({type(exc).__name__}: {exc})")
+            crop, problem = self.cropper.attempt(path, self._crop_file, path, rng)
+            if crop is not None:
+                return crop
             if path not in self._warned:
                 self._warned.add(path)
-                log.warning("image unreadable since screening, another one used instead: %s", problem)
-        raise DatasetError(f"{self.root}: none of the {n} screened images can be read any more")
+                _log_replaced(problem)
+        raise DatasetError(f"{self.root}: none of the {n} screened images is a readable colour image")
+
+
+def _log_replaced(problem: Exception) -> None:
+    if isinstance(problem, GreyscaleImageError):
+        log.info("greyscale image, another one used instead: %s", problem)
+    else:
+        log.warning("image unreadable, another one used instead: %s", problem)
 
 
 def _extensions() -> tuple[str, ...]:
@@ -489,12 +403,13 @@ class EvalImages(torch.utils.data.Dataset):
     """Evaluation images under the protocol (module docstring): ``{"name": str, "rgb": uint8
     (3, S, S)}``, names unique.
 
-    ``spec``: ``builtin:skimage`` (the held-out photo's grid of crops) or a folder / single image
-    file (every usable image, or ``files`` when given, or ``screening.usable`` when the caller
-    screened them already), screened as the training set is: unreadable
-    files skipped with a warning, greyscale ones left out, ``DatasetError`` above
-    ``max_bad_fraction``. A file that fails after screening raises :class:`BadImageError`: the
-    evaluation set is never silently changed.
+    ``spec``: ``builtin:skimage`` (the held-out photo's grid of crops), a folder / single image
+    file / file list (every usable image, or ``files`` when given, or ``screening.usable`` when the
+    caller screened them already), screened in full whatever ``data.screening`` says (a metric
+    cannot drop an image half-way): unreadable files skipped with a warning, greyscale ones left
+    out, ``DatasetError`` above ``max_bad_fraction``; ``cache`` and ``workers`` as for
+    :func:`~gan_colorize.data.index.screen`. A file that fails after screening raises
+    :class:`BadImageError`: the evaluation set is never silently changed.
     """
 
     def __init__(
@@ -505,6 +420,8 @@ class EvalImages(torch.utils.data.Dataset):
         min_chroma: float = DataConfig.min_chroma,
         max_bad_fraction: float = DataConfig.max_bad_fraction,
         screening: Screening | None = None,
+        cache: str | Path | None = None,
+        workers: int = 0,
     ):
         self.spec, self.size = str(spec), size
         self.builtin: BuiltinSkimage | None = None
@@ -514,10 +431,11 @@ class EvalImages(torch.utils.data.Dataset):
             self.builtin = BuiltinSkimage("eval", size)
             self.names = [name for name, _ in self.builtin.items]
             return
-        self.root = Path(spec)
+        self.root = list_root(spec) if is_file_list(spec) else Path(spec)
         if screening is None:
-            files = list_image_files(self.root) if files is None else list(files)
-            screening = screen(files, min_chroma, max_bad_fraction, f"{self.root} (evaluation)")
+            files = source_files(spec) if files is None else list(files)
+            where = f"{spec} (evaluation)"
+            screening = screen(files, min_chroma, max_bad_fraction, where, cache, "full", workers)
         self.screening = screening
         self.files = list(screening.usable)
         require_usable(screening, f"{self.root} (evaluation)")
@@ -536,31 +454,31 @@ class EvalImages(torch.utils.data.Dataset):
 
 
 # ---------------------------------------------------------------- from the config
-def build_datasets(data_cfg: DataConfig, seed: int = 0):
-    """(training dataset, evaluation dataset) for a :class:`gan_colorize.config.DataConfig`.
+def source_files(spec: str | Path, cache: str | Path | None = None) -> list[Path]:
+    """The image files of a folder (recursive; ``cache``: its cached listing, see
+    ``gan_colorize.data.files.list_image_files``), a single image file, or a file list."""
+    return read_file_list(spec) if is_file_list(spec) else list_image_files(spec, cache)
 
-    ``data_cfg.train``: ``builtin:skimage`` or a folder. ``data_cfg.eval`` None: the held-out part
-    of ``train`` (builtin: the held-out photo; a folder: the stable hash split of
-    ``data_cfg.eval_fraction``, see ``gan_colorize.data.files.split_files``).
-    """
-    size, crop, scale, hflip = data_cfg.size, data_cfg.crop, data_cfg.scale, data_cfg.hflip
-    if data_cfg.train == BUILTIN:
-        train = BuiltinSkimage("train", size, data_cfg.crops_per_epoch, crop, scale, hflip, seed)
-        evaluation = _eval_from_spec(data_cfg.eval or BUILTIN, data_cfg)
-        return train, evaluation
-    root = Path(data_cfg.train)
-    caching = data_cfg.file_list_cache and root.is_dir()
-    files = list_image_files(root, default_cache_path(root) if caching else None)
+
+def _cache(data_cfg: DataConfig, spec: str | Path, kind: str) -> Path | None:
+    if not data_cfg.file_list_cache:
+        return None
+    return default_cache_path(spec, kind, data_cfg.index_dir)
+
+
+def _train_from_files(data_cfg: DataConfig, seed: int):
+    """A folder or a file list: the index (built once, cached), the held-out split, the datasets."""
+    spec = data_cfg.train
+    root = list_root(spec) if is_file_list(spec) else Path(spec)
+    listing = _cache(data_cfg, spec, "filelists") if Path(spec).is_dir() else None
+    files = source_files(spec, listing)
     if not files:
-        raise DatasetError(f"{root}: no image files (looked for {', '.join(_extensions())})")
+        raise DatasetError(f"{spec}: no image files (looked for {', '.join(_extensions())})")
+    index, workers = _cache(data_cfg, spec, "index"), data_cfg.index_workers
     screening = screen(
-        files,
-        data_cfg.min_chroma,
-        data_cfg.max_bad_fraction,
-        str(root),
-        cache=default_cache_path(root, "screening") if caching else None,
+        files, data_cfg.min_chroma, data_cfg.max_bad_fraction, spec, index, data_cfg.screening, workers
     )
-    require_usable(screening, str(root))  # before the split, which would hide the counts
+    require_usable(screening, spec)  # before the split, which would hide the counts
     if data_cfg.eval is None:
         train_files, eval_files = split_files(root, screening.usable, data_cfg.eval_fraction)
         if screening.usable and not (train_files and eval_files):
@@ -569,19 +487,72 @@ def build_datasets(data_cfg: DataConfig, seed: int = 0):
             log.warning(
                 "%s: data.eval_fraction=%s puts %d of %d usable files on the evaluation side; "
                 "training and evaluation share images",
-                root, data_cfg.eval_fraction, len(eval_files), len(screening.usable),
+                spec, data_cfg.eval_fraction, len(eval_files), len(screening.usable),
             )  # fmt: skip
             train_files = train_files or screening.usable
             eval_files = eval_files or screening.usable[:1]
-        screening = Screening(train_files, screening.greyscale, screening.skipped)
-        evaluation = EvalImages(str(root), size, screening=Screening(eval_files))  # screened above
+        # screened in full already, or (headers) decoded in full now: 5 % of the files
+        screened = Screening(eval_files) if screening.mode == "full" else None
+        evaluation = EvalImages(
+            spec, data_cfg.size, eval_files, data_cfg.min_chroma, data_cfg.max_bad_fraction,
+            screened, index, workers,
+        )  # fmt: skip
+        screening = Screening(train_files, screening.greyscale, screening.skipped, screening.mode)
     else:
         evaluation = _eval_from_spec(data_cfg.eval, data_cfg)
-    train = ImageFolderDataset(root, size, crop, scale, hflip, seed, screening=screening)
+    train = ImageFolderDataset(
+        root, data_cfg.size, data_cfg.crop, data_cfg.scale, data_cfg.hflip, seed,
+        min_chroma=data_cfg.min_chroma, screening=screening,
+    )  # fmt: skip
     return train, evaluation
 
 
+def _train_builtin(data_cfg: DataConfig, seed: int):
+    d = data_cfg
+    train = BuiltinSkimage("train", d.size, d.crops_per_epoch, d.crop, d.scale, d.hflip, seed)
+    return train, _eval_from_spec(d.eval or BUILTIN, d)
+
+
+def _train_shards(data_cfg: DataConfig, seed: int):
+    from gan_colorize.data.shards import ShardDataset
+
+    if data_cfg.eval is None:
+        raise DatasetError(
+            f"{data_cfg.train}: shards have no held-out part; set data.eval to a folder or file list"
+        )
+    d = data_cfg
+    train = ShardDataset(d.train, d.size, d.crop, d.scale, d.hflip, seed, d.min_chroma, d.shard_index)
+    return train, _eval_from_spec(d.eval, d)
+
+
+def source_kind(spec: str) -> str:
+    """Which of :data:`TRAIN_SOURCES` a ``data.train`` value names."""
+    from gan_colorize.data.shards import is_shard_spec
+
+    if spec == BUILTIN:
+        return "builtin"
+    return "shards" if is_shard_spec(spec) else "files"
+
+
+# data.train's kinds of source -> (data_cfg, seed) -> (training set, evaluation set)
+TRAIN_SOURCES = {"builtin": _train_builtin, "files": _train_from_files, "shards": _train_shards}
+
+
+def build_datasets(data_cfg: DataConfig, seed: int = 0):
+    """(training dataset, evaluation dataset) for a :class:`gan_colorize.config.DataConfig`.
+
+    ``data_cfg.train``: ``builtin:skimage``, a folder, a file list or shards (:func:`source_kind`).
+    ``data_cfg.eval`` None: the held-out part of ``train`` (builtin: the held-out photo; a folder
+    or list: the stable hash split of ``data_cfg.eval_fraction``, see
+    ``gan_colorize.data.files.split_files``; shards: an error). Called on the main process first
+    in a distributed run: it writes the index, which the other ranks then read.
+    """
+    return TRAIN_SOURCES[source_kind(data_cfg.train)](data_cfg, seed)
+
+
 def _eval_from_spec(spec: str, data_cfg: DataConfig) -> EvalImages:
+    cache = _cache(data_cfg, spec, "index") if spec != BUILTIN else None
     return EvalImages(
-        spec, data_cfg.size, min_chroma=data_cfg.min_chroma, max_bad_fraction=data_cfg.max_bad_fraction
-    )
+        spec, data_cfg.size, min_chroma=data_cfg.min_chroma, max_bad_fraction=data_cfg.max_bad_fraction,
+        cache=cache, workers=data_cfg.index_workers,
+    )  # fmt: skip

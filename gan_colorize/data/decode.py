@@ -15,6 +15,7 @@ use that when they need fewer pixels than the file holds (:class:`ImageReader`).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -29,6 +30,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 _SIDEWAYS_ORIENTATIONS = (5, 6, 7, 8)
 _HIGH_BIT_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# modes that hold no colour at all: the header alone says such a file is greyscale
+GREY_MODES = ("1", "L", "LA", "La", "F", *_HIGH_BIT_GREY_MODES)
 PREVIEW_SIDE = 128  # the greyscale screen looks at a copy whose longer side is this (pixels)
 
 
@@ -75,20 +78,22 @@ class ImageReader:
             img = reader.decode(min_size=(w, h))  # a JPEG may come back smaller, never below (w, h)
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, data: bytes | None = None):
+        """``data``: the file's bytes, already read (a shard member); ``path`` then only names it."""
         self.path = Path(path)
         self._file = None
         self.scale = 1.0  # decoded pixels per stored pixel: 1/2, 1/4, 1/8 after JPEG DCT scaling
         try:
             # We open the file ourselves so that closing it never touches the decoded pixels
             # (PIL's Image.close() frees them too).
-            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close() / __exit__)
+            self._file = io.BytesIO(data) if data is not None else open(self.path, "rb")  # noqa: SIM115
             # PIL warns above Image.MAX_IMAGE_PIXELS (89 MP) and raises above twice that; big scans
             # under the error limit are legitimate, so the warning is not repeated at every decode.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 self._img = Image.open(self._file)
             self.mode = self._img.mode  # the file's own mode, before any conversion
+            self.format = self._img.format  # JPEG, PNG, ...
             self.bits = _source_bits(self._img)
             self.orientation = _orientation(self._img)
         except Exception as exc:  # a damaged header can raise nearly anything; none may escape
@@ -303,18 +308,23 @@ def _one_torch_thread():
             torch.set_num_threads(threads)
 
 
-def _preview_ab(rgb: np.ndarray, max_side: int = PREVIEW_SIDE):
-    """The a and b channels (Lab units, ``gan_colorize.color.lab``) of a copy of ``rgb``
-    downsampled to at most ``max_side`` pixels on its longer side: (2, N) float32 tensor."""
+def _preview(rgb: np.ndarray | Image.Image, max_side: int = PREVIEW_SIDE) -> np.ndarray:
+    """A uint8 RGB copy of ``rgb`` downsampled to at most ``max_side`` pixels on its longer side."""
+    img = rgb.copy() if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return np.asarray(img)
+
+
+def _preview_ab(rgb: np.ndarray | Image.Image, max_side: int = PREVIEW_SIDE):
+    """The a and b channels (Lab units, ``gan_colorize.color.lab``) of :func:`_preview`:
+    (2, N) float32 tensor."""
     import torch
 
     from gan_colorize.color.lab import rgb_to_lab
 
-    img = Image.fromarray(rgb)
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 255.0
     with _one_torch_thread():
+        x = torch.from_numpy(_preview(rgb, max_side).copy()).permute(2, 0, 1)[None].float() / 255.0
         return rgb_to_lab(x)[0, 1:].reshape(2, -1)
 
 
@@ -337,6 +347,29 @@ def chroma_level(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> float:
     more (the 207 colour photos of ../shared/data/photos: 7.2 to 80; its greyscale one: 0.005).
     """
     return _p99_chroma(_preview_ab(rgb, max_side))
+
+
+# The least Lab chroma per unit of RGB spread (largest minus smallest channel, 0-255) over all
+# 2^24 8-bit sRGB colours: 0.1707 (gan_colorize.color.lab on the whole cube), rounded down. A
+# pointwise bound carries over to order statistics, so p99(chroma) >= this * p99(spread).
+CHROMA_PER_RGB_SPREAD = 0.17
+
+
+def has_colour(rgb: np.ndarray | Image.Image, level: float, max_side: int = PREVIEW_SIDE) -> bool:
+    """``chroma_level(rgb) >= level``, but for most colour photos decided from the RGB spread of
+    a box-reduced copy alone (numpy, ~0.1 ms): :func:`chroma_level` runs only for images whose
+    spread cannot prove their colour, i.e. greyscale or nearly so. For the loader's check."""
+    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    factor = math.ceil(max(img.size) / max_side)
+    preview = np.asarray(img.reduce(factor) if factor > 1 else img)
+    r, g, b = (preview[..., i] for i in range(3))
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # uint8, no overflow
+    # p99 (linear interpolation, as torch.quantile) >= T when both order statistics around
+    # position 0.99 (n - 1) are: when at least n - floor(0.99 (n - 1)) pixels reach T
+    n = spread.size
+    if np.count_nonzero(spread >= level / CHROMA_PER_RGB_SPREAD) >= n - math.floor(0.99 * (n - 1)):
+        return True
+    return _p99_chroma(_preview_ab(np.asarray(img), max_side)) >= level
 
 
 def chroma_std(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> float:
@@ -375,3 +408,22 @@ def probe_array(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> ImageProbe:
     """:class:`ImageProbe` of a uint8 RGB array (mode RGB, 8 bits; size from the array)."""
     ab = _preview_ab(rgb, max_side)
     return ImageProbe((rgb.shape[1], rgb.shape[0]), "RGB", 8, _p99_chroma(ab), _ab_spread(ab))
+
+
+@dataclass
+class HeaderProbe:
+    """What a file's header tells without decoding: its size (W, H, upright) and mode."""
+
+    size: tuple[int, int]
+    mode: str
+
+    @property
+    def greyscale(self) -> bool:
+        return self.mode in GREY_MODES
+
+
+def probe_header(path: str | Path) -> HeaderProbe:
+    """Size and mode from the header (no pixels decoded: about 0.1 ms for a JPEG). A file damaged
+    past its header passes here; the loader finds it (``BadImageError``) and uses another."""
+    with ImageReader(path) as reader:
+        return HeaderProbe(reader.size, reader.mode)

@@ -26,7 +26,12 @@ def is_image_name(path: str | Path) -> bool:
 
 def relative_name(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` with ``/`` separators (the file's name when ``root`` is a file)."""
-    return path.relative_to(root).as_posix() if root.is_dir() else path.name
+    if not root.is_dir():
+        return path.name
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:  # a file list may name files outside its folder ("../x.jpg", "/data/x.jpg")
+        return Path(os.path.relpath(path, root)).as_posix()
 
 
 class UnlistableFolderError(FileNotFoundError):
@@ -133,14 +138,16 @@ def list_image_files(root: str | Path, cache: str | Path | None = None) -> list[
     return files
 
 
-def default_cache_path(root: str | Path, kind: str = "filelists") -> Path:
-    """Where ``data.file_list_cache`` keeps what it knows of a tree (``kind``: ``filelists`` or
-    ``screening``): ``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/gan_colorize/<kind>/<hash of the
-    absolute root>.json``. Outside the tree on purpose: writing inside it would change the folder
-    mtimes that validate the list."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def default_cache_path(root: str | Path, kind: str = "filelists", base: str | Path | None = None) -> Path:
+    """Where ``data.file_list_cache`` keeps what it knows of a source (``kind``: ``filelists`` or
+    ``index``): ``<base>/<kind>/<hash of the absolute path of the folder or list>.json``, ``base``
+    being ``data.index_dir``, by default ``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/gan_colorize``.
+    Outside the tree on purpose: writing inside it would change the folder mtimes that validate
+    the list."""
+    if base is None:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan_colorize"
     key = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
-    return base / "gan_colorize" / kind / f"{key}.json"
+    return Path(base).expanduser() / kind / f"{key}.json"
 
 
 # ---------------------------------------------------------------- the evaluation split

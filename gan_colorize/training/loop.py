@@ -46,7 +46,7 @@ from gan_colorize.rundir import RunDir, atomic_write_text
 from gan_colorize.training import checkpoint, samples, tracking
 from gan_colorize.training.ema import EMA
 from gan_colorize.training.objectives import Batch, TrainingContext, check_generator_fits
-from gan_colorize.training.stream import StreamBatchSampler, make_loader
+from gan_colorize.training.stream import train_batches
 
 log = logging.getLogger("gan_colorize.train")
 
@@ -533,15 +533,16 @@ class Trainer:
         if acc.is_main_process and acc.log_with:
             acc.init_trackers(self.run.name, config=tracking.flat_config(self.cfg.to_dict()))
         per_step = self.batches_per_step
-        sampler = StreamBatchSampler(
-            len(self.train_set),
+        loader = train_batches(
+            self.train_set,
             self.cfg.data.batch_size,
             acc.process_index,
             acc.num_processes,
             tcfg.seed,
             start_batch=start * per_step,
+            workers=self.cfg.data.workers,
+            pin_memory=self.device.type == "cuda",
         )
-        loader = iter(make_loader(self.train_set, sampler, self.cfg.data.workers, self.device.type == "cuda"))
         images_per_step = self.cfg.data.batch_size * acc.num_processes * per_step
         window = LossWindow()
         progress = _Progress(acc.is_main_process, start, tcfg.steps)

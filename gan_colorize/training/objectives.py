@@ -188,8 +188,24 @@ def estimate_prior(train_dataset, samples: int) -> np.ndarray:
 
     codec = bins.ABCodec()
     counts = torch.zeros(313, dtype=torch.float64)
-    for i in range(min(samples, len(train_dataset))):
-        rgb = train_dataset[(0, i)].unsqueeze(0)
+    for rgb in prior_crops(train_dataset, min(samples, len(train_dataset))):
         _, ab = uint8_to_lab_norm(rgb)
         bins.accumulate_counts(codec, denormalize_ab(ab), counts)
     return bins.empirical_prior(counts.numpy())
+
+
+def prior_crops(train_dataset, samples: int):
+    """``samples`` training crops of epoch 0 as uint8 batches: the first items of an indexed
+    dataset, the first of the stream of a streaming one (shards cannot be indexed)."""
+    if not hasattr(train_dataset, "batches"):
+        for i in range(samples):
+            yield train_dataset[(0, i)].unsqueeze(0)
+        return
+    from gan_colorize.training.stream import train_batches
+
+    stream = train_batches(train_dataset, min(samples, 64), 0, 1, 0, 0, workers=0, pin_memory=False)
+    taken = 0
+    while taken < samples:
+        batch = next(stream)[: samples - taken]
+        taken += len(batch)
+        yield batch

@@ -7,11 +7,15 @@ restarts the stream there, with any number of loader workers, and gives the same
 uninterrupted run. This is why the loader is not handed to ``accelerator.prepare``: its sharding
 and ``skip_first_batches`` would have to re-read the skipped batches, while here each rank takes
 its own slice of every global batch directly.
+
+Datasets that stream (WebDataset shards, ``gan_colorize.data.shards``) bring their own stream,
+with the resume semantics their module states; :func:`train_batches` is the one entry for both.
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -82,3 +86,24 @@ def make_loader(dataset, sampler: StreamBatchSampler, workers: int, pin_memory: 
         generator=torch.Generator(),
         worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
+
+
+def train_batches(
+    dataset,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    seed: int,
+    start_batch: int,
+    workers: int,
+    pin_memory: bool,
+) -> Iterator[torch.Tensor]:
+    """This rank's uint8 (N, 3, H, W) RGB training batches, forever, from global batch
+    ``start_batch`` on: a map-style dataset through :class:`StreamBatchSampler` and
+    :func:`make_loader` (exact resume), a streaming dataset (one with a ``batches`` method of
+    this signature) through its own stream."""
+    own_stream = getattr(dataset, "batches", None)
+    if own_stream is not None:
+        return own_stream(batch_size, rank, world_size, seed, start_batch, workers, pin_memory)
+    sampler = StreamBatchSampler(len(dataset), batch_size, rank, world_size, seed, start_batch)
+    return iter(make_loader(dataset, sampler, workers, pin_memory))

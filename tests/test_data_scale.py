@@ -164,7 +164,7 @@ def test_a_file_list_with_relative_paths_trains(tmp_path):
         [
             f"data.train={tmp_path / 'data' / 'train.txt'}", f"data.eval={tmp_path / 'data' / 'val.txt'}",
             "data.size=32", "data.batch_size=2", "data.workers=0", "train.steps=2", "train.log_every=1",
-            "train.sample_every=1000", "train.checkpoint_every=1000", "run.tensorboard=false",
+            "train.sample_every=1000", "train.checkpoint_every=1000", "run.trackers=[]",
             f"run.dir={tmp_path / 'run'}",
         ],
     )  # fmt: skip
@@ -355,3 +355,25 @@ def test_pipe_urls_stream_shards_and_need_the_shard_index(tmp_path):
     assert len(piped) == len(local) == 8
     a, b = train_batches(piped, 4, 0, 1, 0, 0, 0, False), train_batches(local, 4, 0, 1, 0, 0, 0, False)
     assert all(torch.equal(next(a), next(b)) for _ in range(3))
+
+
+@pytest.mark.slow
+def test_the_classification_baseline_trains_on_shards(tmp_path):
+    # its class-rebalancing prior is estimated from crops: from the stream, as shards cannot be indexed
+    from gan_colorize.config import load_config
+    from gan_colorize.training import train
+
+    folder = colour_folder(tmp_path / "photos", 12)
+    shards_of(folder, tmp_path / "shards", shard_size=4)
+    cfg = load_config(
+        REPO / "configs" / "tiny" / "classification.yaml",
+        [
+            f"data.train={tmp_path / 'shards' / 'shard-{000000..000002}.tar'}", f"data.eval={folder}",
+            "data.size=32", "data.batch_size=2", "data.workers=0", "train.steps=2", "train.log_every=1",
+            "train.eval_every=0", "loss.prior_samples=5", "run.trackers=[]", f"run.dir={tmp_path / 'run'}",
+        ],
+    )  # fmt: skip
+    run = train(cfg)
+    assert [r["step"] for r in run.read_metrics()] == [1, 2]
+    prior = np.load(run.prior)
+    assert prior.shape == (313,) and abs(prior.sum() - 1) < 1e-6

@@ -720,3 +720,31 @@ def test_a_checkpoint_that_predicts_nan_is_refused_naming_it(photo, tmp_path, ca
     assert not out.exists() or not any(out.iterdir())  # no black image written
     with pytest.raises(ValueError, match="non-finite"):
         Colorizer.from_checkpoint(checkpoint)(Image.fromarray(photo[:40, :60]))
+
+
+def test_colorize_writes_a_sheet_of_before_and_after_pairs(checkpoint, photo, tmp_path, capsys):
+    sources = tmp_path / "photos"
+    sources.mkdir()
+    Image.fromarray(photo).save(sources / "a.png")
+    Image.fromarray(photo[:30, :50]).save(sources / "b.jpg")
+    sheet = tmp_path / "sheet.png"
+    assert run_colorize(sources, "--checkpoint", checkpoint, "--out", tmp_path / "out", "--sheet", sheet) == 0
+    image = np.asarray(Image.open(sheet).convert("RGB"))
+    # two rows of [grey input | colorized], each 256 px high under an 18 px caption, 8 px apart
+    assert image.shape[0] == 2 * (256 + 18) + 8
+    row = image[18 : 18 + 256]
+    width = round(photo.shape[1] * 256 / photo.shape[0])
+    grey, colour = row[:, :width], row[:, width + 8 : 2 * width + 8]
+    assert np.abs(grey[..., 0].astype(int) - grey[..., 2]).max() <= 1  # R = G = B: the grey input
+    assert chroma(colour).mean() > 2  # the colorized output
+    # the sheet is an output: never an input, never replaced without --overwrite
+    assert run_colorize(sources, "--checkpoint", checkpoint, "--out", tmp_path / "o2", "--sheet", sheet) == 2
+    assert "exists" in capsys.readouterr().err
+    before = file_hash(sources / "a.png")
+    assert (
+        run_colorize(
+            sources, "--checkpoint", checkpoint, "--out", tmp_path / "o3", "--sheet", sources / "a.png"
+        )
+        == 2
+    )
+    assert file_hash(sources / "a.png") == before

@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--trust-code", action="store_true", help=TRUST_CODE_HELP)
+    parser.add_argument(
+        "--sheet",
+        metavar="PNG",
+        help="also write a contact sheet: each photo's grey input beside its colorization, one row each",
+    )
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:
@@ -62,6 +67,19 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def check_sheet_path(sheet: str | None, jobs, overwrite: bool) -> None:
+    """The sheet is an output like the others: never an input, an existing file only with --overwrite."""
+    from gan_colorize.inference.batch import InputOverwriteError
+
+    if not sheet:
+        return
+    path = Path(sheet).resolve()
+    if any(path == job.source.resolve() for job in jobs):
+        raise InputOverwriteError(f"--sheet {sheet} is one of the inputs; inputs are never overwritten")
+    if path.is_dir() or (path.exists() and not overwrite):
+        raise InputOverwriteError(f"--sheet {sheet} exists; choose another file or pass --overwrite")
+
+
 def run(args: argparse.Namespace) -> int:
     from gan_colorize.evaluation.protocol import NonFiniteOutputError
     from gan_colorize.inference.batch import InputOverwriteError, colorize_jobs, format_summary, plan_jobs
@@ -73,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         jobs, failed = plan_jobs(args.paths, args.out, args.fmt)
+        check_sheet_path(args.sheet, jobs, args.overwrite)
         colorizer = Colorizer.from_checkpoint(
             args.checkpoint,
             device=args.device,
@@ -97,4 +116,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     summary.outcomes[:0] = failed
     print(format_summary(summary))
+    if args.sheet:
+        from gan_colorize.inference.sheet import write_sheet
+
+        pairs = [
+            (o.source, o.output) for o in summary.outcomes if o.status in ("done", "skipped") and o.output
+        ]
+        try:
+            print(f"sheet: {write_sheet(pairs, args.sheet)}")
+        except (ValueError, OSError) as exc:
+            print(f"error: --sheet {args.sheet}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     return summary.exit_code

@@ -677,3 +677,17 @@ def test_a_time_budget_stops_the_run_as_finished(tmp_path):
     cfg = tiny("regression", tmp_path, "train.steps=2", f"run.dir={run.root}")
     train(cfg, resume="latest")
     assert not is_finished(planned, 1) and [s for s, _ in run.list_checkpoints()] == [1, 2]
+
+
+def test_missing_encoder_weights_stop_the_run_before_the_data_is_read(tmp_path, hub_checkpoints, monkeypatch):
+    from gan_colorize import data as data_module
+    from gan_colorize.weights import MissingWeightsError
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the weights were checked")
+
+    monkeypatch.setattr(data_module, "build_datasets", no_data)
+    cfg = tiny("unet_backbone_gan", tmp_path, "model.generator={type: unet_backbone, encoder: resnet18}")
+    with pytest.raises(MissingWeightsError, match=r"resnet18-f37072fd.pth"):
+        train(cfg)
+    assert not RunDir(cfg.run.dir).list_checkpoints()

@@ -250,13 +250,23 @@ def check_components(config: Config, allow_import: bool = True) -> Config:
             if where == "loss.perceptual":  # the loss's own options sit beside the network's arguments
                 spec = {k: v for k, v in spec.items() if k not in LOSS_OPTIONS}
             registry = REGULARIZERS if where.startswith("loss.regularizers") else registries[where]
-            registry.check(spec, where, allow_import=allow_import)
+            factory = registry.check(spec, where, allow_import=allow_import)
+            if registry in (REGULARIZERS, ADVERSARIAL_LOSSES):
+                # small and weight-free: built now, so a value out of range names its key at once
+                _build_to_check(factory, spec, where)
     except RegistryError as exc:
         raise ConfigError(str(exc)) from None
     check = getattr(objective, "check_config", None)
     if check is not None:
         check(config)
     return config
+
+
+def _build_to_check(factory, spec: dict, where: str) -> None:
+    try:
+        factory(**{k: v for k, v in spec.items() if k != "type"})
+    except Exception as exc:  # noqa: BLE001 (the component's own check, whatever it raises)
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _in_range(name: str, value: float, low: float, high: float, open_high: bool = False) -> None:

@@ -72,7 +72,14 @@ class RunLock:
     def __init__(self, path: Path):
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a+")  # noqa: SIM115 (held open: the lock lives with the descriptor)
+        try:  # O_NOFOLLOW: a link planted as .lock must not make us write through it
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~_UMASK)
+        except OSError as exc:
+            raise RunLockedError(
+                f"{path} is not a regular file ({exc.strerror}): a run folder's lock file is written "
+                "by training itself; remove it if the folder is yours"
+            ) from None
+        self._file = os.fdopen(fd, "r+")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -377,3 +377,34 @@ def test_the_classification_baseline_trains_on_shards(tmp_path):
     assert [r["step"] for r in run.read_metrics()] == [1, 2]
     prior = np.load(run.prior)
     assert prior.shape == (313,) and abs(prior.sum() - 1) < 1e-6
+
+
+def test_data_inspect_reads_a_file_list(tmp_path, capsys):
+    from gan_colorize.cli import main
+
+    folder = colour_folder(tmp_path / "photos", 4)
+    names = sorted(p.name for p in folder.iterdir())
+    (tmp_path / "list.txt").write_text("".join(f"photos/{n} 0\n" for n in names))
+    assert main(["data", "inspect", str(tmp_path / "list.txt"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 4 and summary["readable"] == 4
+
+
+def test_an_index_cache_that_cannot_be_written_is_a_warning(tmp_path, caplog, monkeypatch):
+    from gan_colorize.data.files import default_cache_path
+
+    folder = colour_folder(tmp_path / "photos", 4)
+    cfg = DataConfig(train=str(folder), index_dir=str(tmp_path / "cache"), index_workers=1, eval_fraction=0.5)
+    default_cache_path(str(folder), "index", cfg.index_dir).mkdir(parents=True)  # a folder in its place
+    with caplog.at_level("WARNING"):
+        train_set, _ = build_datasets(cfg)
+    assert len(train_set) > 0 and "cannot be written" in caplog.text
+
+
+def test_data_shard_refuses_an_output_that_is_a_file(tmp_path, capsys):
+    from gan_colorize.cli import main
+
+    folder = colour_folder(tmp_path / "photos", 2)
+    (tmp_path / "out").write_text("a file")
+    assert main(["data", "shard", str(folder), str(tmp_path / "out")]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -691,3 +691,69 @@ def test_missing_encoder_weights_stop_the_run_before_the_data_is_read(tmp_path, 
     with pytest.raises(MissingWeightsError, match=r"resnet18-f37072fd.pth"):
         train(cfg)
     assert not RunDir(cfg.run.dir).list_checkpoints()
+
+
+def test_a_run_folder_is_read_through_its_latest_checkpoint_never_a_planted_root_file(tmp_path):
+    from gan_colorize.models.io import resolve_generator_file
+
+    run = train(tiny("regression", tmp_path, "train.steps=1"))
+    (run.root / "generator.pt").write_bytes(b"planted")  # no training writes one there
+    assert resolve_generator_file(run.root) == run.latest_checkpoint() / "generator.pt"
+    empty = tmp_path / "empty_run"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "generator.pt").write_bytes(b"planted")
+    with pytest.raises(FileNotFoundError, match="a run folder with no complete checkpoint"):
+        resolve_generator_file(empty)
+
+
+@pytest.mark.parametrize("kind", ["link", "folder"])
+def test_a_lock_file_that_is_no_regular_file_is_refused_untouched(kind, tmp_path):
+    from gan_colorize.rundir import RunLockedError
+
+    cfg = tiny("regression", tmp_path, "train.steps=1")
+    lock = RunDir(cfg.run.dir).lock_file
+    lock.parent.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    lock.symlink_to(victim) if kind == "link" else lock.mkdir()
+    with pytest.raises(RunLockedError, match="is not a regular file"):
+        train(cfg)
+    assert victim.read_text() == "precious"
+
+
+def test_a_config_yaml_that_is_no_mapping_is_reported_unreadable_on_resume(tmp_path, caplog):
+    cfg = tiny("regression", tmp_path, "train.steps=1")
+    run = train(cfg)
+    run.config.write_text("hello\n")
+    cfg.train.steps = 2
+    with caplog.at_level("WARNING"):
+        train(cfg, resume="latest")
+    assert "config.yaml is unreadable (not a config)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (bytes(range(175, 256)) * 20, "not a torch file of tensors"),
+        (b"\x80\x02random bytes that are no torch file", "not a gan-colorize checkpoint file"),
+        (dict(format="gan-colorize-training-state/1", step=-7, networks={}, optimizers={}, schedulers={}),
+         "step -7 is negative"),
+    ],
+)  # fmt: skip
+def test_a_damaged_training_state_is_refused_naming_the_file(content, message, tmp_path):
+    run = train(tiny("regression", tmp_path, "train.steps=1"))
+    state_file = run.latest_checkpoint() / "training_state.pt"
+    if isinstance(content, bytes):
+        state_file.write_bytes(content)
+    else:
+        torch.save(content, state_file)
+    with pytest.raises(ValueError, match=rf"training_state.pt: .*{message}") as refused:
+        train(tiny("regression", tmp_path, "train.steps=2"), resume="latest")
+    assert "pickled object" not in str(refused.value)  # it holds none: the message must not say so
+
+
+def test_an_out_of_range_regularizer_names_its_key():
+    with pytest.raises(ConfigError, match=r"loss.regularizers\[0\]: r1: .*interval >= 1"):
+        load_config(
+            TINY / "unet_gan.yaml", ["train.warmup_l1_steps=0", "loss.regularizers=[{type: r1, interval: 0}]"]
+        )

@@ -64,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
             args.path, args.min_chroma, args.eval_fraction, not args.json, args.max_bad_fraction
         )
     except FileNotFoundError as exc:
-        print(f"error: {exc} (give an image folder, an image file or builtin:skimage)", file=sys.stderr)
+        print(
+            f"error: {exc} (give an image folder, a file list, an image file or builtin:skimage)",
+            file=sys.stderr,
+        )
+        return EXIT_MISSING
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISSING
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -105,6 +111,9 @@ def run_shard(args: argparse.Namespace) -> int:
 
     if args.shard_size < 1 or (args.max_side is not None and args.max_side < 1):
         print("error: --shard-size and --max-side must be positive", file=sys.stderr)
+        return EXIT_MISSING
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: {args.out} is a file; give the folder to write the shards into", file=sys.stderr)
         return EXIT_MISSING
     try:
         files = source_files(args.src)

@@ -134,8 +134,17 @@ def list_image_files(root: str | Path, cache: str | Path | None = None) -> list[
             "folders": folders,
             "files": [f.relative_to(root).as_posix() for f in files],
         }
-        atomic_write_text(Path(cache), json.dumps(payload))
+        save_cache(Path(cache), payload)
     return files
+
+
+def save_cache(path: Path, payload: dict) -> None:
+    """Write a cache file; one that cannot be written (a folder in its place, a read-only disk) is a
+    warning and the run goes on without it: a cache only saves time."""
+    try:
+        atomic_write_text(path, json.dumps(payload))
+    except OSError as exc:
+        log.warning("cache %s cannot be written (%s); going on without it", path, exc.strerror or exc)
 
 
 def default_cache_path(root: str | Path, kind: str = "filelists", base: str | Path | None = None) -> Path:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from gan_colorize.config import SCREENING_MODES
 from gan_colorize.data.decode import GREY_MODES, BadImageError, probe_file, probe_header
-from gan_colorize.rundir import atomic_write_text
+from gan_colorize.data.files import save_cache
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class IndexCache:
 
     def save(self) -> None:
         if self.changed:
-            atomic_write_text(self.path, json.dumps({"version": self.VERSION, "files": self.entries}))
+            save_cache(self.path, {"version": self.VERSION, "files": self.entries})
             self.changed = False
 
 

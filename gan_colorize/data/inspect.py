@@ -12,7 +12,7 @@ import numpy as np
 from gan_colorize.config import DataConfig
 from gan_colorize.data.dataset import BUILTIN, BUILTIN_EVAL, BUILTIN_TRAIN, _skimage_photo
 from gan_colorize.data.decode import BadImageError, ImageProbe, probe_array, probe_file
-from gan_colorize.data.files import in_eval_split, list_image_files, relative_name
+from gan_colorize.data.files import in_eval_split, relative_name
 
 
 def summarize(
@@ -22,25 +22,33 @@ def summarize(
     progress: bool = False,
     max_bad_fraction: float = DataConfig.max_bad_fraction,
 ) -> dict:
-    """Counts, sizes, modes, greyscale and unreadable files (with reasons) of a folder, a single
-    image file or ``builtin:skimage``, as a JSON-ready dict, and what ``build_datasets`` would do
-    with them (the split, its fallback for tiny folders, a stop for too many unreadable files).
-    Raises FileNotFoundError for a missing path."""
+    """Counts, sizes, modes, greyscale and unreadable files (with reasons) of a folder, a file list,
+    a single image file or ``builtin:skimage``, as a JSON-ready dict, and what ``build_datasets``
+    would do with them (the split, its fallback for tiny folders, a stop for too many unreadable
+    files). Raises FileNotFoundError for a missing path, ValueError for shards (their index.json,
+    which ``data shard`` writes and prints, is their summary)."""
+    from gan_colorize.data.dataset import source_files
+    from gan_colorize.data.lists import is_file_list, list_root
+    from gan_colorize.data.shards import is_shard_spec
+
     if spec == BUILTIN:
         return _summarize_builtin(min_chroma)
+    if is_shard_spec(str(spec)):
+        raise ValueError(f"{spec}: shards are summarised by the index.json that 'data shard' wrote")
     root = Path(spec)
     if not root.exists():
         raise FileNotFoundError(f"{root} does not exist")
     probes: list[tuple[str, ImageProbe]] = []
     unreadable = []
-    files = list_image_files(root)
+    files = source_files(spec)
+    root = list_root(spec) if is_file_list(spec) else root
     for path in _maybe_progress(files, progress, f"reading {root}"):
         name = relative_name(path, root)
         try:
             probes.append((name, probe_file(path)))
         except BadImageError as exc:
             unreadable.append({"file": name, "reason": exc.reason})
-    summary = _summary(str(root), probes, unreadable, min_chroma)
+    summary = _summary(str(spec), probes, unreadable, min_chroma)
     usable = [n for n, p in probes if p.chroma >= min_chroma]
     held_out = [n for n in usable if in_eval_split(n, eval_fraction)]
     training = len(usable) - len(held_out)

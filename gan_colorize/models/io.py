@@ -64,19 +64,24 @@ def save_generator(
 
 
 def resolve_generator_file(path: str | Path) -> Path:
-    """A generator file, a checkpoint folder, or a run folder (its latest checkpoint)."""
+    """A generator file, a checkpoint folder, or a run folder (its latest checkpoint).
+
+    A run folder (one with ``checkpoints/`` or ``config.yaml``) is always read through its latest
+    checkpoint, never through a ``generator.pt`` lying at its root: no training writes one there,
+    so it would be a file someone put in (and a study trusts what it trained, not that)."""
     path = Path(path)
     if path.is_file():
         return path
+    run = RunDir(path)
+    if path.is_dir() and (run.checkpoints.is_dir() or run.is_run()):
+        latest = run.latest_checkpoint()
+        if latest is not None:
+            return latest / GENERATOR_FILE
+        raise FileNotFoundError(f"{path}: a run folder with no complete checkpoint in {run.checkpoints}")
     if (path / GENERATOR_FILE).is_file():
         return path / GENERATOR_FILE
     if path.is_dir():
-        latest = RunDir(path).latest_checkpoint()
-        if latest is not None:
-            return latest / GENERATOR_FILE
-        raise FileNotFoundError(
-            f"{path}: no {GENERATOR_FILE} and no complete checkpoint in {path}/checkpoints"
-        )
+        raise FileNotFoundError(f"{path}: no {GENERATOR_FILE} and no checkpoints/ folder")
     raise FileNotFoundError(f"checkpoint {path} does not exist")
 
 
@@ -102,10 +107,14 @@ def load_refusal(exc: Exception) -> str:
     """Why ``torch.load`` refused a file, without torch's advice to retry with weights_only=False:
     a generator file has no reason to hold anything but tensors and plain containers."""
     text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found or "Unsupported class" in text:
         what = f" ({found.group(1)})" if found else ""
         return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        # the restricted unpickler met something that is no pickle of tensors at all
+        operand = re.search(r"Unsupported operand \d+|invalid load key[^\n]*", text)
+        return f"not a torch file of tensors (unreadable: {operand.group(0) if operand else 'damaged'})"
     return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 

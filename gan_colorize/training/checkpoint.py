@@ -94,6 +94,8 @@ def load_training_state(folder: Path) -> dict:
     for key, kind in (("step", int), ("networks", dict), ("optimizers", dict), ("schedulers", dict)):
         if not isinstance(state.get(key), kind):
             raise CheckpointError(f"{folder / STATE_FILE}: '{key}' is missing or not a {kind.__name__}")
+    if state["step"] < 0:
+        raise CheckpointError(f"{folder / STATE_FILE}: step {state['step']} is negative")
     return state
 
 

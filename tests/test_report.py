@@ -29,7 +29,8 @@ from gan_colorize.report.curves import (
 from gan_colorize.rundir import RunDir
 
 NAMES = [f"img_{i:02d}.png" for i in range(8)]
-LPIPS_MISSING = "n/a (missing alexnet-owt-7be5be79.pth, see README)"
+LPIPS_REASON = "missing alexnet-owt-7be5be79.pth, see README"
+LPIPS_MISSING = f"n/a ({LPIPS_REASON})"
 PROTOCOL = {"size": 32, "resize": "shorter side, centre crop", "colour space": "Lab"}
 
 # Constructed so that each column's best approach is known:
@@ -147,7 +148,8 @@ def test_table_has_every_approach_and_reference_row(report):
         _md_row(md, label)
     header = _md_header(md)
     assert header[:8] == ["approach", "CF", "ΔCF →0", "FID ↓", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "AuC (%) ↑"]
-    assert header[8] == "EffNet-FD\\* ↓" and len(header) == 9  # psnr_n_capped, cf_gt, fid_n: no columns
+    assert header[8] == "EffNet-FD\\* ↓"
+    assert header[9] == "differs by" and len(header) == 10  # psnr_n_capped, cf_gt, fid_n: no columns
     assert "EffNet-FD\\*: non-standard" in md
     assert md.count("| *ground truth* |") == 1  # reference rows once per dataset, not once per run
 
@@ -170,7 +172,8 @@ def test_best_values_are_marked_per_column(report):
 def test_missing_metric_shows_the_na_text(report):
     md = report.md_path.read_text()
     col = {name.split(" ")[0]: i for i, name in enumerate(_md_header(md))}
-    assert _md_row(md, "C")[col["LPIPS"]] == LPIPS_MISSING
+    assert _md_row(md, "C")[col["LPIPS"]] == "n/a¹"  # the reason is a numbered footnote, said once
+    assert md.count(LPIPS_REASON) == 1 and "¹ " + LPIPS_REASON in md
     assert "partial evaluation" in md and "FID is biased upwards" in md
     assert "configs/A.yaml" in md and "step\\_00000100" in md  # provenance of each row
     assert "colour space=Lab" in md  # the protocol is printed
@@ -199,8 +202,10 @@ def test_curves_are_inline_svg_and_linked_from_markdown(report):
     svg_file = report.out / "curves_A.svg"
     assert svg_file.is_file() and "(curves_A.svg)" in report.md_path.read_text()
     svg = svg_file.read_text()
-    assert svg.startswith("<svg") and svg.count("<polyline") == 3 + 1  # 3 loss terms + the axes
-    assert "g_l1" in svg and "log scale" in svg  # L1 at ~100 next to 0.6: log axis
+    # one panel per loss term, each with its own y axis: L1 at ~100 does not flatten g_adv at 0.7
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 * 2  # 3 panels: a curve and the axes
+    panels = re.findall(r"<svg [^>]*>\s*<title>([^<]+)</title>", svg)
+    assert panels[1:] == ["loss: d", "loss: g_adv", "loss: g_l1"]
     longest = max(len(p.split()) for p in re.findall(r'<polyline points="([^"]+)"', svg))
     assert longest <= MAX_POINTS
     assert svg in report.html_path.read_text()
@@ -239,7 +244,8 @@ def test_command_prints_where_the_report_is(study, tmp_path, capsys):
     assert (
         str(tmp_path / "r" / "report.html") in out
         and "greyscale input" in out
-        and "LPIPS n/a (missing alexnet-owt-7be5be79.pth, see README): C" in out
+        and "n/a¹" in out
+        and out.count(LPIPS_REASON) == 1
     )
     args = parser.parse_args([str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
     assert report_command.run(args) == 2

@@ -1,0 +1,163 @@
+"""The perception-distortion plot: one point per row, distortion on x, realism on y.
+
+Blau & Michaeli (CVPR 2018, "The Perception-Distortion Tradeoff") show that no method can be best
+at both: colorizers are compared by where they sit in this plane, not on one column. The axes are
+chosen from what the table has, by the metrics' own display facts (``Display.axis`` and
+``axis_rank``): x the first distortion metric with values (PSNR, then LPIPS, then SSIM), y the first
+perception metric with values and no cell marked † (FID, then an offline Frechet distance, then
+ΔCF). The caption says which.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from html import escape
+
+from gan_colorize.report.curves import PALETTE, Axis, format_tick
+from gan_colorize.report.table import Column, Section, registered_columns, value_of
+
+WIDTH, HEIGHT = 620, 400
+LEFT, RIGHT, TOP, BOTTOM = 64, 170, 30, 52  # margins: y ticks and name, point labels, title, x ticks and name
+REFERENCE_COLOUR = "#777777"
+PAD = 0.08  # of each axis' range, around the points
+
+
+@dataclass
+class Point:
+    label: str
+    x: float
+    y: float
+    reference: bool
+
+
+@dataclass
+class Tradeoff:
+    x: Column
+    y: Column
+    points: list[Point]
+    left_out: list[str]  # rows without both values (or with an infinite one): named in the caption
+    svg: str
+    caption: str
+
+
+def _usable(section: Section, j: int, column: Column) -> bool:
+    """Some approach has a finite value, and (for realism) no approach's cell is marked †: a
+    Frechet distance on the features a model trained with would place it falsely well."""
+    rows = [(t, t.cells[j]) for t in section.rows if not t.row.reference]
+    values = [value_of(t.row, column) for t, _ in rows]
+    if not any(v is not None and math.isfinite(v) for v in values):
+        return False
+    return column.axis != "perception" or not any(cell.self_scored for _, cell in rows)
+
+
+def choose_axis(section: Section, axis: str) -> Column | None:
+    candidates = [
+        (c.axis_rank, j, c)
+        for j, c in enumerate(section.columns)
+        if c.axis == axis and _usable(section, j, c)
+    ]
+    return min(candidates, key=lambda t: t[:2])[2] if candidates else None
+
+
+def preference(axis: str) -> str:
+    """'FID, then EffNet-L2-FD, then ...': the order the axis is chosen in."""
+    columns = sorted((c for c in registered_columns() if c.axis == axis), key=lambda c: (c.axis_rank, c.key))
+    return ", then ".join(c.label for c in columns)
+
+
+def axis_name(column: Column, horizontal: bool) -> str:
+    """The axis title with the direction of better as an arrow."""
+    if column.better == "zero":
+        return f"{column.label} (closer to 0 is better)"
+    up = column.better == "higher"
+    arrow = ("→" if up else "←") if horizontal else ("↑" if up else "↓")
+    return f"{column.label} ({arrow} better)"
+
+
+def build_tradeoff(section: Section) -> Tradeoff | None:
+    x, y = choose_axis(section, "distortion"), choose_axis(section, "perception")
+    if x is None or y is None:
+        return None
+    points, left_out = [], []
+    for trow in section.rows:
+        vx, vy = value_of(trow.row, x), value_of(trow.row, y)
+        if vx is None or vy is None or not (math.isfinite(vx) and math.isfinite(vy)):
+            shown = ", ".join(f"{c.label} {'n/a' if v is None else v}" for c, v in ((x, vx), (y, vy)))
+            left_out.append(f"{trow.label} ({shown.replace('inf', '∞')})")
+            continue
+        points.append(Point(trow.label, vx, vy, trow.row.reference))
+    if not any(not p.reference for p in points):
+        return None
+    caption = (
+        f"Perception-distortion view (Blau & Michaeli 2018) of {section.dataset}: {y.label} against "
+        f"{x.label}, one point per row, reference rows hollow and grey. x is the first distortion "
+        f"metric the table has ({preference('distortion')}); y the first realism metric with values and "
+        f"no cell marked † ({preference('perception')})."
+    )
+    if left_out:
+        caption += " Not drawn: " + "; ".join(left_out) + "."
+    return Tradeoff(x, y, points, left_out, tradeoff_svg(section.dataset, x, y, points), caption)
+
+
+def _range(values: list[float]) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * PAD or abs(lo) * PAD or 1.0
+    return lo - pad, hi + pad
+
+
+def tradeoff_svg(dataset: str, x: Column, y: Column, points: list[Point]) -> str:
+    x_axis = Axis(*_range([p.x for p in points]), LEFT, WIDTH - RIGHT, log=False)
+    y_axis = Axis(*_range([p.y for p in points]), HEIGHT - BOTTOM, TOP, log=False)
+    x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP
+    title = f"{dataset}: {y.label} against {x.label}"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="tradeoff" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11" '
+        f'data-x="{escape(x.key)}" data-y="{escape(y.key)}">',
+        f"<title>{escape(title)}</title>",
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
+    for tick in x_axis.ticks():
+        px = x_axis(tick)
+        if x0 - 0.5 <= px <= x1 + 0.5:
+            parts.append(f'<line x1="{px:.1f}" y1="{y1}" x2="{px:.1f}" y2="{y0 + 4}" stroke="#e4e4e4"/>')
+            parts.append(f'<text x="{px:.1f}" y="{y0 + 16}" text-anchor="middle">{format_tick(tick)}</text>')
+    for tick in y_axis.ticks():
+        py = y_axis(tick)
+        if y1 - 0.5 <= py <= y0 + 0.5:
+            parts.append(f'<line x1="{x0 - 4}" y1="{py:.1f}" x2="{x1}" y2="{py:.1f}" stroke="#e4e4e4"/>')
+            parts.append(f'<text x="{x0 - 6}" y="{py + 4:.1f}" text-anchor="end">{format_tick(tick)}</text>')
+    parts.append(f'<polyline points="{x0},{y1} {x0},{y0} {x1},{y0}" fill="none" stroke="#333"/>')
+    middle_y = (y0 + y1) / 2
+    parts.append(
+        f'<text x="{(x0 + x1) / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle" font-weight="bold">'
+        f"{escape(axis_name(x, horizontal=True))}</text>"
+    )
+    parts.append(
+        f'<text x="16" y="{middle_y:.1f}" text-anchor="middle" font-weight="bold" '
+        f'transform="rotate(-90 16 {middle_y:.1f})">{escape(axis_name(y, horizontal=False))}</text>'
+    )
+    approach = 0
+    for p in points:
+        px, py = x_axis(p.x), y_axis(p.y)
+        if p.reference:
+            colour = REFERENCE_COLOUR
+            marker = (
+                f'<rect x="{px - 4:.1f}" y="{py - 4:.1f}" width="8" height="8" fill="white" '
+                f'stroke="{colour}" stroke-width="1.5" transform="rotate(45 {px:.1f} {py:.1f})"/>'
+            )
+        else:
+            colour = PALETTE[approach % len(PALETTE)]
+            approach += 1
+            marker = f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{colour}"/>'
+        style = ' font-style="italic"' if p.reference else ""
+        parts.append(
+            f'<g class="point" data-label="{escape(p.label)}" data-x="{p.x!r}" data-y="{p.y!r}" '
+            f'data-reference="{str(p.reference).lower()}"><title>{escape(p.label)}: {escape(x.label)} '
+            f"{p.x:.{x.digits}f}, {escape(y.label)} {p.y:.{y.digits}f}</title>{marker}"
+            f'<text x="{px + 8:.1f}" y="{py + 4:.1f}" fill="{colour}"{style}>{escape(p.label)}</text></g>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

@@ -10,6 +10,7 @@ A study file (``experiments/*.yaml``) is data, like a config::
       - name: unet_zhang_gan
         config: configs/tiny/unet_zhang_gan.yaml
         set: ["model.init_from={out}/classification"]   # {out}: the study's out folder
+      - {name: ddcolor, pred: outside/ddcolor}      # an outside method: its images, scored beside the runs
     eval:
       sets: [skimage_holdout]       # eval/sets/<name>.yaml; or  data: builtin:skimage  and  size: 64
       metrics: [colorfulness, psnr, ssim]
@@ -17,6 +18,10 @@ A study file (``experiments/*.yaml``) is data, like a config::
 
 Runs are trained in file order (so a run can start from an earlier one), each resumed where it
 stopped (a finished run is left as it is), then evaluated; the report goes to ``<out>/report/``.
+An outside method (``pred:`` a folder of its colorizations, named as the set's ground truth, any
+image extension; ``pred/<dataset>/`` when there are several sets) is scored against the ground truth
+a run's evaluation wrote (``RUN/eval/<dataset>/gt``), with the same metrics (the set's default list,
+efficientnet_fd included), into ``<out>/<name>/eval/<dataset>/metrics.json``.
 A run folder already in ``out`` is a file from elsewhere like any other: its checkpoint may name
 an unregistered ``module:Class`` generator, which is imported (its code run) only when this call
 trained that checkpoint or with ``--trust-code`` (README, "Files from elsewhere").
@@ -67,8 +72,13 @@ class StudyError(ValueError):
 @dataclass
 class StudyRun:
     name: str
-    config: str
+    config: str | None = None  # a run: trained from this config ...
     set: list[str] = field(default_factory=list)
+    pred: str | None = None  # ... or an outside method: its colorizations, scored as they are
+
+    @property
+    def outside(self) -> bool:
+        return self.pred is not None
 
 
 @dataclass
@@ -107,6 +117,14 @@ class Study:
     def report_dir(self) -> Path:
         return self.out_dir / "report"
 
+    @property
+    def trained(self) -> list[StudyRun]:
+        return [r for r in self.runs if not r.outside]
+
+    @property
+    def outside(self) -> list[StudyRun]:
+        return [r for r in self.runs if r.outside]
+
 
 # ---------------------------------------------------------------- parsing
 def _check_keys(data: Any, cls: type, where: str) -> dict:
@@ -139,14 +157,19 @@ def _optional_str(value: Any, where: str) -> str | None:
 
 def _parse_runs(value: Any, where: str) -> list[StudyRun]:
     if not isinstance(value, list) or not value:
-        raise StudyError(f"{where}: 'runs' must be a non-empty list of {{name, config, set}}")
+        raise StudyError(
+            f"{where}: 'runs' must be a non-empty list of {{name, config, set}} or {{name, pred}}"
+        )
     runs, seen = [], set()
     for i, item in enumerate(value):
         at = f"{where}: runs[{i}]"
         _check_keys(item, StudyRun, at)
-        for key in ("name", "config"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise StudyError(f"{at}: needs {key!r} (a string)")
+        if not isinstance(item.get("name"), str) or not item["name"]:
+            raise StudyError(f"{at}: needs 'name' (a string)")
+        if "pred" in item:
+            _check_outside(item, at)
+        elif not isinstance(item.get("config"), str) or not item["config"]:
+            raise StudyError(f"{at}: needs 'config' (a string), or 'pred' (an outside method's images)")
         name = item["name"]
         try:  # each run trains into <out>/<name>
             check_name(name, "name")
@@ -157,8 +180,22 @@ def _parse_runs(value: Any, where: str) -> list[StudyRun]:
         if name in seen:
             raise StudyError(f"{at}: run name {name!r} is used twice")
         seen.add(name)
-        runs.append(StudyRun(name, item["config"], _str_list(item.get("set"), f"{at}.set")))
+        runs.append(
+            StudyRun(name, item.get("config"), _str_list(item.get("set"), f"{at}.set"), item.get("pred"))
+        )
+    if not any(not r.outside for r in runs):
+        raise StudyError(f"{where}: 'runs' needs a run with a config: outside methods are scored against "
+                         "the ground truth its evaluation writes")  # fmt: skip
     return runs
+
+
+def _check_outside(item: dict, at: str) -> None:
+    """``{name, pred}``: a folder of images, nothing to train (no config, no overrides)."""
+    if not isinstance(item["pred"], str) or not item["pred"]:
+        raise StudyError(f"{at}: 'pred' must be a folder of an outside method's images, got {item['pred']!r}")
+    extra = sorted(set(item) & {"config", "set"})
+    if extra:
+        raise StudyError(f"{at}: an outside method ('pred') is not trained: remove {', '.join(extra)}")
 
 
 def parse_study(data: Any, where: str = "study") -> Study:
@@ -227,14 +264,14 @@ def plan_study(
     study: Study, only: list[str] | None = None, overrides: list[str] | None = None
 ) -> list[PlannedRun]:
     """Every selected run's resolved config, all loaded before anything trains (a typo fails at once)."""
-    names = [r.name for r in study.runs]
+    names = [r.name for r in study.trained]
     for name in only or []:
         if name not in names:
             raise StudyError(
                 f"{study.path or study.name}: no run {name!r}{closest(name, names)}; runs: {', '.join(names)}"
             )
     planned = []
-    for run in study.runs:
+    for run in study.trained:
         if only and run.name not in only:
             continue
         if not Path(run.config).is_file():
@@ -536,6 +573,66 @@ def train_and_evaluate(
     return failed
 
 
+def check_outside(study: Study) -> None:
+    """Each outside method's folder exists (before anything trains)."""
+    for run in study.outside:
+        if not Path(run.pred).is_dir():
+            raise StudyError(
+                f"{study.path or study.name}: outside method {run.name!r}: pred folder {run.pred} does not "
+                f"exist (paths are relative to the current directory, {Path.cwd()})"
+            )
+
+
+def outside_pred_dir(run: StudyRun, dataset: str) -> Path:
+    """``pred/<dataset>`` when there is one (a method colorized several sets), else ``pred``."""
+    base = Path(run.pred)
+    return base / dataset if (base / dataset).is_dir() else base
+
+
+def ground_truth_dir(planned: list[PlannedRun], dataset: str) -> Path | None:
+    """The gt/ folder of the first run evaluated on ``dataset``: what outside methods are scored against."""
+    from gan_colorize.evaluation.evaluate import GT_SUBDIR
+    from gan_colorize.evaluation.results import METRICS_FILE
+
+    for item in planned:
+        folder = RunDir(item.dir).eval_dir(dataset)
+        if (folder / METRICS_FILE).is_file() and (folder / GT_SUBDIR).is_dir():
+            return folder / GT_SUBDIR
+    return None
+
+
+def evaluate_outside(
+    study: Study, run: StudyRun, planned: list[PlannedRun], device: str | None, reevaluate: bool
+) -> list[Path]:
+    """Score an outside method on each of the study's datasets, against a run's ground truth, with
+    the metrics that run's evaluation used (a result newer than the folders is kept); its metrics files."""
+    from gan_colorize.evaluation.evaluate import (
+        evaluate_folders,
+        gt_folder_origin,
+        metric_names,
+        origin_metrics,
+    )
+    from gan_colorize.evaluation.results import METRICS_FILE, folders_result_current
+
+    files = []
+    for dataset in dict.fromkeys(d for item in planned for d in eval_datasets(study, item)):
+        gt = ground_truth_dir(planned, dataset)
+        if gt is None:
+            raise StudyError(
+                f"no run of the study has been evaluated on {dataset}: nothing to score it against"
+            )
+        out = RunDir(study.out_dir / run.name).eval_dir(dataset) / METRICS_FILE
+        pred = outside_pred_dir(run, dataset)
+        names = metric_names(study.eval.metrics or origin_metrics(gt_folder_origin(gt)))
+        if reevaluate or not folders_result_current(out, pred, gt, set(names)):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            evaluate_folders(pred, gt, names, device, out=out, approach=run.name)
+        else:
+            log.info("outside method %s: evaluation on %s is up to date", run.name, dataset)
+        files.append(out)
+    return files
+
+
 def run_study(
     study: Study,
     only: list[str] | None = None,
@@ -553,15 +650,24 @@ def run_study(
     selected = plan_study(study, only, overrides) if only else planned
     check_eval(study)
     check_run_data(study, selected)
+    check_outside(study)
     failed = train_and_evaluate(study, selected, device, reevaluate, trust_code)
     # every run of the study with results on the study's eval data, also runs not selected this time;
     # results on other data in the same run folders (an earlier study file) are left out
+    from gan_colorize.evaluation.results import METRICS_FILE
+
     files = []
     for item in planned:
         for dataset in eval_datasets(study, item):
-            file = RunDir(item.dir).eval_dir(dataset) / "metrics.json"
+            file = RunDir(item.dir).eval_dir(dataset) / METRICS_FILE
             if file.is_file():
                 files.append(file)
+    for run in study.outside:
+        try:
+            files += evaluate_outside(study, run, planned, device, reevaluate)
+        except (StudyError, *run_errors()) as exc:
+            failed[run.name] = f"failed: {exc}"
+            log.error("outside method %r failed: %s", run.name, exc)
     if not files:
         if failed:
             return StudyResult(None, failed)

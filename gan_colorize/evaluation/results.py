@@ -268,3 +268,20 @@ def current_record(file: Path, now: dict) -> dict | None:
         and recorded_metrics(record, now["metrics"]) == now["metrics"]
     )
     return record if current else None
+
+
+def folders_result_current(file: Path, pred_dir: Path, gt_dir: Path, metrics: set[str]) -> bool:
+    """Whether ``file`` (an ``evaluate_folders`` result) scored these folders with these metrics and
+    is newer than every file in them (the check reads dates, not images)."""
+    record = read_record(file)
+    if record is None or not set(record) >= RESULT_KEYS:
+        return False
+    base = Path(file).parent
+    same = all(
+        isinstance(record.get(key), str) and _same_path(base / record[key], folder)
+        for key, folder in (("pred_dir", pred_dir), ("gt_dir", gt_dir))
+    )
+    if not same or recorded_metrics(record, metrics) != metrics:
+        return False
+    newest = max((p.stat().st_mtime for d in (pred_dir, gt_dir) for p in d.iterdir()), default=0.0)
+    return Path(file).stat().st_mtime >= newest

@@ -44,7 +44,6 @@ the images in an evaluated folder changed (the check reads the folder's path, no
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from gan_colorize.config import Config, ConfigError, load_config, read_yaml
 from gan_colorize.registry import closest
 from gan_colorize.rundir import RunDir, UnsafeNameError, check_name
+from gan_colorize.schema import check_keys, coerce, key_names
 
 if TYPE_CHECKING:
     from gan_colorize.report import Report
@@ -128,31 +128,18 @@ class Study:
 
 # ---------------------------------------------------------------- parsing
 def _check_keys(data: Any, cls: type, where: str) -> dict:
-    if not isinstance(data, dict):
-        raise StudyError(f"{where}: expected a mapping, got {data!r}")
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "path"]
-    for key in data:
-        if key not in names:
-            raise StudyError(
-                f"{where}: unknown key {key!r}{closest(str(key), names)}; valid: {', '.join(names)}"
-            )
-    return data
+    return check_keys(data, key_names(cls), where, StudyError)
 
 
 def _str_list(value: Any, where: str) -> list[str]:
+    """A list of strings; one string is a list of one, nothing an empty list."""
     if value is None:
         return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise StudyError(f"{where}: expected a list of strings, got {value!r}")
-    return list(value)
+    return coerce([value] if isinstance(value, str) else value, list[str], where, StudyError)
 
 
 def _optional_str(value: Any, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise StudyError(f"{where}: expected a string, got {value!r}")
-    return value
+    return coerce(value, str | None, where, StudyError)
 
 
 def _parse_runs(value: Any, where: str) -> list[StudyRun]:

@@ -68,7 +68,6 @@ def build_report(
         sections=build_sections(results, out, grid, thumb),
         curves=build_curves(results.runs, out),
         out=out,
-        thumb=thumb,
         command=command,
         notes=list(notes or []),
     )

@@ -97,6 +97,35 @@ def format_tick(value: float) -> str:
     return f"{value:g}"
 
 
+def svg_start(title: str, width: int, height: int, left: int, attributes: str = "") -> list[str]:
+    """An SVG's opening tag (``attributes`` added to it), its title as tooltip and as text, a white ground."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" {attributes}width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
+
+
+def axes(x_axis: Axis, y_axis: Axis) -> list[str]:
+    """Tick marks and labels on x, grid lines and labels on y, the two axis lines."""
+    x0, x1, y0, y1 = x_axis.pixel_lo, x_axis.pixel_hi, y_axis.pixel_lo, y_axis.pixel_hi
+    parts = []
+    for tick in x_axis.ticks():
+        x = x_axis(tick)
+        if x0 - 0.5 <= x <= x1 + 0.5:
+            parts.append(f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + 4}" stroke="#333"/>')
+            parts.append(f'<text x="{x:.1f}" y="{y0 + 16}" text-anchor="middle">{format_tick(tick)}</text>')
+    for tick in y_axis.ticks():
+        y = y_axis(tick)
+        if y1 - 0.5 <= y <= y0 + 0.5:
+            parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+            parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{format_tick(tick)}</text>')
+    parts.append(f'<polyline points="{x0},{y1} {x0},{y0} {x1},{y0}" fill="none" stroke="#333"/>')
+    return parts
+
+
 class Axis:
     """Maps data values to pixels, linear or log10."""
 
@@ -136,25 +165,9 @@ def curves_svg(
     x_axis = Axis(min(all_steps), max(all_steps), left, width - right, log=False)
     y_axis = Axis(min(all_values), max(all_values), height - bottom, top, log=log)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" {at}width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-        f"<title>{escape(title)}</title>",
-        '<rect width="100%" height="100%" fill="white"/>',
-        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-    ]
+    parts = svg_start(title, width, height, left, at)
     x0, x1, y0, y1 = left, width - right, height - bottom, top
-    for tick in x_axis.ticks():
-        x = x_axis(tick)
-        if x0 - 0.5 <= x <= x1 + 0.5:
-            parts.append(f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + 4}" stroke="#333"/>')
-            parts.append(f'<text x="{x:.1f}" y="{y0 + 16}" text-anchor="middle">{format_tick(tick)}</text>')
-    for tick in y_axis.ticks():
-        y = y_axis(tick)
-        if y1 - 0.5 <= y <= y0 + 0.5:
-            parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e4e4e4"/>')
-            parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{format_tick(tick)}</text>')
-    parts.append(f'<polyline points="{x0},{y1} {x0},{y0} {x1},{y0}" fill="none" stroke="#333"/>')
+    parts += axes(x_axis, y_axis)
     parts.append(f'<text x="{(x0 + x1) / 2:.1f}" y="{height - 6}" text-anchor="middle">step</text>')
     y_label = f"{y_name} (log scale)" if log else y_name
     parts.append(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,19 +22,26 @@ class Report:
     sections: list[Section]
     curves: list[Curve]
     out: Path
-    thumb: int = DEFAULT_THUMB  # display width of the grid images
     command: str = DEFAULT_COMMAND
     notes: list[str] = field(default_factory=list)  # said at the top: e.g. runs of a study that failed
 
-    @property
-    def md_path(self) -> Path:
-        return self.out / "report.md"
+    md_path: Path = field(init=False)  # out/report.md
+    html_path: Path = field(init=False)  # out/report.html
 
-    @property
-    def html_path(self) -> Path:
-        return self.out / "report.html"
+    def __post_init__(self) -> None:
+        self.md_path, self.html_path = self.out / "report.md", self.out / "report.html"
 
-    @property
-    def protocols(self) -> list[dict]:
-        unique = {json.dumps(s.protocol, sort_keys=True): s.protocol for s in self.sections}
-        return list(unique.values())
+
+def blocks(report: Report) -> list[tuple[str, object]]:
+    """The report's parts in reading order, ``(kind, what)``: each renderer maps a kind to its own
+    function, so markdown and HTML say the same things in the same order."""
+    parts: list[tuple[str, object]] = [("protocol", report.sections)]
+    for section in report.sections:
+        parts.append(("results", section))
+        if section.tradeoff is not None:
+            parts.append(("tradeoff", section))
+        if section.grid is not None:
+            parts.append(("grid", section))
+    if report.curves:
+        parts.append(("curves", report.curves))
+    return parts

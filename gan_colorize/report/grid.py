@@ -38,6 +38,7 @@ class Grid:
     names: list[str]  # one grid row per eval image (the ground truth's file names)
     headers: list[str]  # input | approaches ... | ground truth
     cells: list[list[Thumb | None]]
+    thumb: int  # display width of the images, pixels
 
 
 def safe(text: str) -> str:
@@ -106,7 +107,7 @@ def build_grid(rows: list[ResultRow], dataset: str, out: Path, n: int, thumb: in
             uri = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
             line.append(Thumb(file.as_posix(), uri, f"{header}: {gt_images[name].name}"))
         cells.append(line)
-    return Grid([gt_images[s].name for s in names], [h for h, _ in sources], cells)
+    return Grid([gt_images[s].name for s in names], [h for h, _ in sources], cells, thumb)
 
 
 # ---------------------------------------------------------------- stale outputs

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
-from gan_colorize.report.document import Report
+from gan_colorize.report.curves import Curve
+from gan_colorize.report.document import Report, blocks
 from gan_colorize.report.table import PROVENANCE_HEADERS, Section, count_text, format_protocol, provenance
 
 CSS = """
@@ -94,25 +95,9 @@ def render_html(report: Report) -> str:
         f"<h1>{escape(report.title)}</h1>",
         f'<p class="meta">Generated {escape(report.created)} by <code>{escape(report.command)}</code>.</p>',
         *(f'<p class="warning">Warning: {escape(note)}</p>' for note in report.notes),
-        "<h2>Protocol</h2>",
-        "<ul>",
     ]
-    for section in report.sections:
-        parts.append(
-            f"<li><strong>{escape(section.dataset)}</strong> ({escape(count_text(section.n_images))}): "
-            f"{escape(format_protocol(section.protocol))}</li>"
-        )
-    parts.append("</ul>")
-    for section in report.sections:
-        parts += _results(section)
-        if section.tradeoff is not None:
-            parts += _tradeoff(section)
-        if section.grid is not None:
-            parts += _grid(section, report.thumb)
-    if report.curves:
-        parts.append('<h2>Training curves and validation</h2>\n<div class="curves">')
-        parts += [f"<figure>{curve.svg}</figure>" for curve in report.curves]  # the SVG carries its title
-        parts.append("</div>")
+    for kind, what in blocks(report):
+        parts += RENDER[kind](what)
     parts += [
         '<pre id="selfcheck" hidden>{"loaded": false}</pre>',
         f"<script>{SELFCHECK_SCRIPT}</script>",
@@ -120,6 +105,20 @@ def render_html(report: Report) -> str:
         "</html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _protocol(sections: list[Section]) -> list[str]:
+    items = [
+        f"<li><strong>{escape(s.dataset)}</strong> ({escape(count_text(s.n_images))}): "
+        f"{escape(format_protocol(s.protocol))}</li>"
+        for s in sections
+    ]
+    return ["<h2>Protocol</h2>", "<ul>", *items, "</ul>"]
+
+
+def _curves(curves: list[Curve]) -> list[str]:
+    figures = [f"<figure>{curve.svg}</figure>" for curve in curves]  # the SVG carries its title
+    return ['<h2>Training curves and validation</h2>\n<div class="curves">', *figures, "</div>"]
 
 
 def _results(section: Section) -> list[str]:
@@ -166,7 +165,7 @@ def _tradeoff(section: Section) -> list[str]:
     ]
 
 
-def _grid(section: Section, thumb: int) -> list[str]:
+def _grid(section: Section) -> list[str]:
     grid = section.grid
     parts = [f"<h3>Images: {escape(section.dataset)} (first {len(grid.names)} by name)</h3>"]
     parts.append('<table class="grid"><thead><tr><th>image</th>')
@@ -177,10 +176,18 @@ def _grid(section: Section, thumb: int) -> list[str]:
             if t is None:
                 cells.append('<td class="missing">missing</td>')
             else:
-                img = (
-                    f'<img src="{t.data_uri}" alt="{escape(t.alt)}" title="{escape(t.alt)}" width="{thumb}">'
-                )
+                alt = escape(t.alt)
+                img = f'<img src="{t.data_uri}" alt="{alt}" title="{alt}" width="{grid.thumb}">'
                 cells.append(f"<td>{img}</td>")
         parts.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
     parts.append("</tbody></table>")
     return parts
+
+
+RENDER = {
+    "protocol": _protocol,
+    "results": _results,
+    "tradeoff": _tradeoff,
+    "grid": _grid,
+    "curves": _curves,
+}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from gan_colorize.report.document import Report
+from gan_colorize.report.curves import Curve
+from gan_colorize.report.document import Report, blocks
 from gan_colorize.report.table import (
     PROVENANCE_HEADERS,
     Cell,
@@ -38,25 +39,25 @@ def _md_cell(cell: Cell) -> str:
 def render_markdown(report: Report) -> str:
     lines = [f"# {report.title}", "", f"Generated {report.created} by `{report.command}`.", ""]
     lines += [line for note in report.notes for line in (f"> **Warning:** {md_escape(note)}", "")]
-    lines += ["## Protocol", ""]
-    for section in report.sections:
-        lines.append(
-            f"- **{md_escape(section.dataset)}** ({count_text(section.n_images)}): "
-            f"{md_escape(format_protocol(section.protocol))}"
-        )
-    lines.append("")
-    for section in report.sections:
-        lines += _results(section)
-        if section.tradeoff is not None:
-            lines += _tradeoff(section)
-        if section.grid is not None:
-            lines += _markdown_grid(section)
-    if report.curves:
-        lines += ["## Training curves", ""]
-        for curve in report.curves:
-            run = md_escape(curve.run)
-            lines += [f"### {run}", "", f"![{run} training losses and validation]({curve.file})", ""]
+    for kind, what in blocks(report):
+        lines += RENDER[kind](what)
     return "\n".join(lines)
+
+
+def _protocol(sections: list[Section]) -> list[str]:
+    items = [
+        f"- **{md_escape(s.dataset)}** ({count_text(s.n_images)}): {md_escape(format_protocol(s.protocol))}"
+        for s in sections
+    ]
+    return ["## Protocol", "", *items, ""]
+
+
+def _curves(curves: list[Curve]) -> list[str]:
+    lines = ["## Training curves and validation", ""]
+    for curve in curves:
+        run = md_escape(curve.run)
+        lines += [f"### {run}", "", f"![{run} training losses and validation]({curve.file})", ""]
+    return lines
 
 
 def _results(section: Section) -> list[str]:
@@ -111,3 +112,12 @@ def _markdown_grid(section: Section) -> list[str]:
         lines.append(f"| {md_escape(name)} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines
+
+
+RENDER = {
+    "protocol": _protocol,
+    "results": _results,
+    "tradeoff": _tradeoff,
+    "grid": _markdown_grid,
+    "curves": _curves,
+}

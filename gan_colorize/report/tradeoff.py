@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from html import escape
 
-from gan_colorize.report.curves import PALETTE, Axis, format_tick
+from gan_colorize.report.curves import PALETTE, Axis, axes, svg_start
 from gan_colorize.report.table import Column, Section, registered_columns, value_of
 
 WIDTH, HEIGHT = 620, 400
@@ -111,25 +111,8 @@ def tradeoff_svg(dataset: str, x: Column, y: Column, points: list[Point]) -> str
     y_axis = Axis(*_range([p.y for p in points]), HEIGHT - BOTTOM, TOP, log=False)
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP
     title = f"{dataset}: {y.label} against {x.label}"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="tradeoff" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11" '
-        f'data-x="{escape(x.key)}" data-y="{escape(y.key)}">',
-        f"<title>{escape(title)}</title>",
-        '<rect width="100%" height="100%" fill="white"/>',
-        f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
-    ]
-    for tick in x_axis.ticks():
-        px = x_axis(tick)
-        if x0 - 0.5 <= px <= x1 + 0.5:
-            parts.append(f'<line x1="{px:.1f}" y1="{y1}" x2="{px:.1f}" y2="{y0 + 4}" stroke="#e4e4e4"/>')
-            parts.append(f'<text x="{px:.1f}" y="{y0 + 16}" text-anchor="middle">{format_tick(tick)}</text>')
-    for tick in y_axis.ticks():
-        py = y_axis(tick)
-        if y1 - 0.5 <= py <= y0 + 0.5:
-            parts.append(f'<line x1="{x0 - 4}" y1="{py:.1f}" x2="{x1}" y2="{py:.1f}" stroke="#e4e4e4"/>')
-            parts.append(f'<text x="{x0 - 6}" y="{py + 4:.1f}" text-anchor="end">{format_tick(tick)}</text>')
-    parts.append(f'<polyline points="{x0},{y1} {x0},{y0} {x1},{y0}" fill="none" stroke="#333"/>')
+    attributes = f'class="tradeoff" data-x="{escape(x.key)}" data-y="{escape(y.key)}" '
+    parts = svg_start(title, WIDTH, HEIGHT, LEFT, attributes) + axes(x_axis, y_axis)
     middle_y = (y0 + y1) / 2
     parts.append(
         f'<text x="{(x0 + x1) / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle" font-weight="bold">'

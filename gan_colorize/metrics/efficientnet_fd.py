@@ -75,7 +75,7 @@ class EfficientNetFD(LiteFD):
     name = "efficientnet_fd"
     primary = "efficientnet_fd"
     variant = lite_variant("lite0")
-    # the perceptual-loss / encoder name of the network whose features it compares (report.py marks
+    # the perceptual-loss / encoder name of the network whose features it compares (report/table.py marks
     # the rows of models trained with it)
     feature_network = "efficientnet_lite0"
     description = lite_description(variant)

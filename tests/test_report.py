@@ -593,12 +593,13 @@ def test_curves_have_a_panel_per_validation_metric_but_not_its_cost(tmp_path):
     run = RunDir(tmp_path / "run")
     run.root.mkdir()
     rows = [{"step": s, "loss/g_l1": 10.0 / s, "loss/d": 0.7} for s in range(1, 11)]
-    rows += [{"step": s, "val/psnr": 20.0 + s, "val/delta_cf": 3.0 / s, "val/seconds": 1.5} for s in (5, 10)]
+    val = {"val/seconds": 1.5, "val/images": 8, "val/cf_gt": 30.0, "val/fid_n": 8}  # costs, counts, constants
+    rows += [{"step": s, "val/psnr": 20.0 + s, "val/delta_cf": 3.0 / s, **val} for s in (5, 10)]
     run.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (curve,) = build_report_curves([run], tmp_path / "out")
     titles = re.findall(r"<svg [^>]*>\s*<title>([^<]+)</title>", curve.svg)
-    assert titles[1:] == ["loss: d", "loss: g_l1", "validation: delta_cf", "validation: psnr"]
-    assert "seconds" not in curve.svg
+    assert titles[1:] == ["loss: d", "loss: g_l1", "validation: ΔCF →0", "validation: PSNR ↑"]
+    assert not any(word in curve.svg for word in ("seconds", "images", "cf_gt", "fid_n"))
 
 
 def build_report_curves(runs, out):
@@ -626,3 +627,16 @@ def test_no_report_module_imports_one_that_imports_it_back():
 
     circles = [m for m in imports if m != "__init__" and reaches(m, m, {m})]
     assert not circles, f"import circles through {circles}"
+
+
+def test_the_ground_truth_is_not_drawn_even_at_a_finite_capped_psnr(study, tmp_path):
+    """PSNR caps identical images at 100 dB: a ground-truth point there squeezed the approaches together."""
+    references = json.loads((study / "study" / "A" / "eval" / "fake" / "references.json").read_text())
+    references["rows"][0]["metrics"]["psnr"] = 100.0
+    folder = tmp_path / "eval" / "fake"
+    folder.mkdir(parents=True)
+    (folder / "references.json").write_text(json.dumps(references))
+    files = _rows_in(folder.parent, {"A": APPROACHES["A"], "B": APPROACHES["B"]}, study / "images")
+    section = build_report(files + [folder / "references.json"], tmp_path / "out", grid=0).sections[0]
+    assert set(_points(section.tradeoff.svg)) == {"A", "B", "greyscale input"}
+    assert "Not drawn: ground truth (PSNR 100.00, FID 0.0)" in section.tradeoff.caption

@@ -2,7 +2,9 @@
 
 Each loss term (``loss/*``) gets its own panel and y axis (100 x L1 beside an adversarial term near
 0.7 on one axis would flatten the latter), and so does each validation metric (``val/*``, written
-every ``train.val_every`` steps) beside them; ``val/seconds`` is what validation cost, not a curve.
+every ``train.val_every`` steps) beside them: the numbers a metric displays (``Metric.display``:
+``val/psnr``, ``val/delta_cf``, ...), not what validation cost (``val/seconds``) or counted
+(``val/images``, ``val/fid_n``) nor the ground truth's own values (``val/cf_gt``).
 Drawn by hand (polylines, axes, a legend) because matplotlib is not a dependency; the same SVG
 text is inlined in report.html and written beside report.md as ``curves_<run>.svg``.
 """
@@ -15,12 +17,12 @@ from html import escape
 from pathlib import Path
 
 from gan_colorize.report.grid import safe
+from gan_colorize.report.table import registered_columns
 from gan_colorize.rundir import RunDir, atomic_write_text
 
 MAX_POINTS = 500  # per series: enough for a 480 px wide plot, small enough for an inline page
 LOSS_PREFIX = "loss/"
 VAL_PREFIX = "val/"
-NOT_CURVES = ("val/seconds",)  # costs, not measurements of the model
 CURVES_PREFIX, CURVES_SUFFIX = "curves_", ".svg"  # the files beside report.md
 PANEL_WIDTH, PANEL_HEIGHT, PANELS_PER_ROW = 300, 190, 3
 # Tableau 10: distinguishable colours, also for the common colour-vision deficiencies
@@ -53,7 +55,7 @@ def read_series(run: RunDir, prefix: str) -> list[Series]:
         if not isinstance(step, int | float):
             continue
         for key, value in row.items():
-            if not key.startswith(prefix) or key in NOT_CURVES or not isinstance(value, int | float):
+            if not key.startswith(prefix) or not isinstance(value, int | float):
                 continue
             if not math.isfinite(value):
                 continue
@@ -219,9 +221,11 @@ def panels_svg(title: str, panels: list[tuple[str, str, Series]]) -> str:
 
 
 def run_panels(run: RunDir) -> list[tuple[str, str, Series]]:
-    """A panel per loss term, then one per validation metric."""
+    """A panel per loss term, then one per validation number a metric displays (as the table heads it)."""
+    columns = {c.key: c for c in registered_columns()}
     losses = [(f"loss: {s.name}", "loss", s) for s in read_series(run, LOSS_PREFIX)]
-    return losses + [(f"validation: {s.name}", s.name, s) for s in read_series(run, VAL_PREFIX)]
+    metrics = [s for s in read_series(run, VAL_PREFIX) if s.name in columns]
+    return losses + [(f"validation: {columns[s.name].header}", columns[s.name].label, s) for s in metrics]
 
 
 @dataclass

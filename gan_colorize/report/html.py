@@ -36,6 +36,7 @@ table.provenance td { font-family: ui-monospace, monospace; font-size: 0.85em; }
 ul.notes { font-size: 0.9em; color: #444; }
 table.grid td, table.grid th { border: none; padding: 2px; text-align: center; font-size: 0.8em; }
 table.grid img { display: block; height: auto; image-rendering: pixelated; }
+.gridscroll { overflow-x: auto; }
 .curves { display: flex; flex-wrap: wrap; gap: 0.5em 1.5em; }
 figure { margin: 0.5em 0; }
 """
@@ -168,7 +169,8 @@ def _tradeoff(section: Section) -> list[str]:
 def _grid(section: Section) -> list[str]:
     grid = section.grid
     parts = [f"<h3>Images: {escape(section.dataset)} (first {len(grid.names)} by name)</h3>"]
-    parts.append('<table class="grid"><thead><tr><th>image</th>')
+    # many approaches make the grid wider than the page: it scrolls, the page does not
+    parts.append('<div class="gridscroll"><table class="grid"><thead><tr><th>image</th>')
     parts.append("".join(f"<th>{escape(h)}</th>" for h in grid.headers) + "</tr></thead><tbody>")
     for name, line in zip(grid.names, grid.cells):
         cells = []
@@ -180,7 +182,7 @@ def _grid(section: Section) -> list[str]:
                 img = f'<img src="{t.data_uri}" alt="{alt}" title="{alt}" width="{grid.thumb}">'
                 cells.append(f"<td>{img}</td>")
         parts.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
-    parts.append("</tbody></table>")
+    parts.append("</tbody></table></div>")
     return parts
 
 

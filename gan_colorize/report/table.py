@@ -164,18 +164,21 @@ def missing_text(row: ResultRow, column: Column) -> str | None:
     return row.missing.get(column.key) or row.missing.get(column.metric)
 
 
+def format_number(value: float, digits: int) -> str:
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if math.isnan(value):
+        return "nan"
+    # + 0.0 turns -0.0 into 0.0: a distance of identical sets at rounding noise prints 0.00, not -0.00
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
 def format_value(row: ResultRow, column: Column) -> Cell:
     value = value_of(row, column)
     if value is None:
         missing = missing_text(row, column)
         return Cell(missing, missing=True) if missing else Cell(MISSING_VALUE)
-    if math.isinf(value):
-        text = "∞" if value > 0 else "-∞"
-    elif math.isnan(value):
-        text = "nan"
-    else:
-        # + 0.0 turns -0.0 into 0.0: a distance of identical sets at rounding noise prints 0.00, not -0.00
-        text = f"{round(value, column.digits) + 0.0:.{column.digits}f}"
+    text = format_number(value, column.digits)
     count = row.metrics.get(f"{column.key}_n")
     if column.show_n or count is not None:  # a value biased by n: always say how many images
         n = count if count is not None else row.n_images

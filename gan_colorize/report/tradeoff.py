@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from gan_colorize.evaluation.results import GROUND_TRUTH
 from gan_colorize.report.curves import PALETTE, Axis, axes, svg_start
-from gan_colorize.report.table import Column, Section, registered_columns, value_of
+from gan_colorize.report.table import Column, Section, format_number, registered_columns, value_of
 
 WIDTH, HEIGHT = 620, 400
 LEFT, RIGHT, TOP, BOTTOM = 64, 170, 30, 52  # margins: y ticks and name, point labels, title, x ticks and name
@@ -82,9 +83,12 @@ def build_tradeoff(section: Section) -> Tradeoff | None:
     points, left_out = [], []
     for trow in section.rows:
         vx, vy = value_of(trow.row, x), value_of(trow.row, y)
-        if vx is None or vy is None or not (math.isfinite(vx) and math.isfinite(vy)):
-            shown = ", ".join(f"{c.label} {'n/a' if v is None else v}" for c, v in ((x, vx), (y, vy)))
-            left_out.append(f"{trow.label} ({shown.replace('inf', '∞')})")
+        drawable = vx is not None and vy is not None and math.isfinite(vx) and math.isfinite(vy)
+        # the ground truth is the ideal corner by construction (its PSNR is capped at 100 dB or
+        # infinite): drawn, it would squeeze every approach into a corner of the plot
+        if not drawable or trow.row.approach == GROUND_TRUTH and trow.row.reference:
+            shown = ", ".join(f"{c.label} {_number(v, c)}" for c, v in ((x, vx), (y, vy)))
+            left_out.append(f"{trow.label} ({shown})")
             continue
         points.append(Point(trow.label, vx, vy, trow.row.reference))
     if not any(not p.reference for p in points):
@@ -96,8 +100,30 @@ def build_tradeoff(section: Section) -> Tradeoff | None:
         f"no cell marked † ({preference('perception')})."
     )
     if left_out:
-        caption += " Not drawn: " + "; ".join(left_out) + "."
+        caption += " Not drawn: " + "; ".join(left_out) + " (the ground truth is the ideal corner)."
     return Tradeoff(x, y, points, left_out, tradeoff_svg(section.dataset, x, y, points), caption)
+
+
+def _number(value: float | None, column: Column) -> str:
+    return "n/a" if value is None else format_number(value, column.digits)
+
+
+CHAR_WIDTH, LINE_HEIGHT = 6.2, 12.0  # of the 11 px sans-serif labels, roughly
+
+
+def label_positions(points: list[tuple[float, float, str]]) -> list[float]:
+    """The y of each point's label (right of the point): moved down, a line at a time, while it would
+    overlap a label placed before it (two colorizers often score alike)."""
+    placed: list[tuple[float, float, float]] = []  # x from, x to, y of the labels placed
+    result = [0.0] * len(points)
+    for i in sorted(range(len(points)), key=lambda i: points[i][1]):
+        x, y, text = points[i]
+        x0, x1 = x + 8, x + 8 + CHAR_WIDTH * len(text)
+        while any(a < x1 and x0 < b and abs(y - ly) < LINE_HEIGHT for a, b, ly in placed):
+            y += LINE_HEIGHT
+        placed.append((x0, x1, y))
+        result[i] = y
+    return result
 
 
 def _range(values: list[float]) -> tuple[float, float]:
@@ -123,7 +149,8 @@ def tradeoff_svg(dataset: str, x: Column, y: Column, points: list[Point]) -> str
         f'transform="rotate(-90 16 {middle_y:.1f})">{escape(axis_name(y, horizontal=False))}</text>'
     )
     approach = 0
-    for p in points:
+    label_y = label_positions([(x_axis(p.x), y_axis(p.y), p.label) for p in points])
+    for p, ly in zip(points, label_y):
         px, py = x_axis(p.x), y_axis(p.y)
         if p.reference:
             colour = REFERENCE_COLOUR
@@ -136,11 +163,13 @@ def tradeoff_svg(dataset: str, x: Column, y: Column, points: list[Point]) -> str
             approach += 1
             marker = f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="{colour}"/>'
         style = ' font-style="italic"' if p.reference else ""
+        tooltip = (
+            f"{p.label}: {x.label} {format_number(p.x, x.digits)}, {y.label} {format_number(p.y, y.digits)}"
+        )
         parts.append(
             f'<g class="point" data-label="{escape(p.label)}" data-x="{p.x!r}" data-y="{p.y!r}" '
-            f'data-reference="{str(p.reference).lower()}"><title>{escape(p.label)}: {escape(x.label)} '
-            f"{p.x:.{x.digits}f}, {escape(y.label)} {p.y:.{y.digits}f}</title>{marker}"
-            f'<text x="{px + 8:.1f}" y="{py + 4:.1f}" fill="{colour}"{style}>{escape(p.label)}</text></g>'
+            f'data-reference="{str(p.reference).lower()}"><title>{escape(tooltip)}</title>{marker}'
+            f'<text x="{px + 8:.1f}" y="{ly + 4:.1f}" fill="{colour}"{style}>{escape(p.label)}</text></g>'
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

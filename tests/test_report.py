@@ -640,3 +640,17 @@ def test_the_ground_truth_is_not_drawn_even_at_a_finite_capped_psnr(study, tmp_p
     section = build_report(files + [folder / "references.json"], tmp_path / "out", grid=0).sections[0]
     assert set(_points(section.tradeoff.svg)) == {"A", "B", "greyscale input"}
     assert "Not drawn: ground truth (PSNR 100.00, FID 0.0)" in section.tradeoff.caption
+
+
+def test_a_config_that_is_not_text_leaves_its_row_without_differences(study, tmp_path):
+    """A run folder from elsewhere may hold anything as config.yaml: the report is still written."""
+    files = []
+    for approach, config in (("base", b"loss: {lambda_l1: 1.0}\n"), ("binary", b"\x80\x03pickled")):
+        run = tmp_path / "study" / approach
+        (run / "eval" / "fake").mkdir(parents=True)
+        (run / "config.yaml").write_bytes(config)
+        files.append(run / "eval" / "fake" / "metrics.json")
+        files[-1].write_text(json.dumps(_metrics_json(approach, APPROACHES["A"], run, study / "images")))
+    md = build_report(files, tmp_path / "out", grid=0).md_path.read_text()
+    column = _md_header_of(md).index("differs by")
+    assert _md_row(md, "base")[column] == "(base)" and _md_row(md, "binary")[column] == "—"

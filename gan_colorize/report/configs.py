@@ -27,7 +27,7 @@ def read_run_config(row: ResultRow) -> dict | None:
     config = next((c for c in candidates if c.is_file()), None)
     try:
         data = yaml.safe_load(config.read_text()) if config else None
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # a file from elsewhere may hold anything
         return None
     return data if isinstance(data, dict) else None
 

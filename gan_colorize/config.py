@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import yaml
 
 from gan_colorize.registry import closest
+from gan_colorize.schema import read_dataclass
 
 
 class ConfigError(ValueError):
@@ -282,76 +281,18 @@ def _one_of(name: str, value: str, options: tuple[str, ...]) -> None:
 
 
 # ---------------------------------------------------------------- dict <-> dataclass
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (the subset this schema uses)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
-    if origin is list:
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        try:  # PyYAML reads '1e-4' (no dot) as a string
-            return float(value)
-        except ValueError:
-            pass
-    if tp is str and isinstance(value, bool):
-        raise ConfigError(
-            f"{where}: got {value!r}; YAML reads yes/no/on/off/true/false as booleans: "
-            "quote the word ('\"no\"')"
-        )
-    if tp is bool and not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int and isinstance(value, bool):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-    return value
+def _unknown_config_key(where: str, key: str, names: list[str], path: str) -> str:
+    if path in RENAMED:
+        return f"config key {path!r} was replaced by {RENAMED[path]}"
+    return f"unknown config key {path!r}{closest(str(key), names)}; valid: {', '.join(names)}"
 
 
 def _from_dict(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if path in RENAMED:
-            raise ConfigError(f"config key {path!r} was replaced by {RENAMED[path]}")
-        if key not in names:
-            raise ConfigError(
-                f"unknown config key {path!r}{closest(str(key), names)}; valid: {', '.join(names)}"
-            )
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _from_dict(tp, value, path)
-        else:
-            kwargs[key] = _coerce(value, tp, path)
-    return cls(**kwargs)
+    """A config section from its dict (``gan_colorize.schema``: keys, suggestions, types)."""
+    prefix = f"{where}." if where else ""
+    return read_dataclass(
+        cls, data, "", ConfigError, prefix, _unknown_config_key, skip=(), default_where="config"
+    )
 
 
 def from_dict(data: dict) -> Config:

@@ -10,6 +10,7 @@ A study file (``experiments/*.yaml``) is data, like a config::
       - name: unet_zhang_gan
         config: configs/tiny/unet_zhang_gan.yaml
         set: ["model.init_from={out}/classification"]   # {out}: the study's out folder
+      - {name: ddcolor, pred: outside/ddcolor}      # an outside method: its images, scored beside the runs
     eval:
       sets: [skimage_holdout]       # eval/sets/<name>.yaml; or  data: builtin:skimage  and  size: 64
       metrics: [colorfulness, psnr, ssim]
@@ -17,6 +18,10 @@ A study file (``experiments/*.yaml``) is data, like a config::
 
 Runs are trained in file order (so a run can start from an earlier one), each resumed where it
 stopped (a finished run is left as it is), then evaluated; the report goes to ``<out>/report/``.
+An outside method (``pred:`` a folder of its colorizations, named as the set's ground truth, any
+image extension; ``pred/<dataset>/`` when there are several sets) is scored against the ground truth
+a run's evaluation wrote (``RUN/eval/<dataset>/gt``), with the same metrics (the set's default list,
+efficientnet_fd included), into ``<out>/<name>/eval/<dataset>/metrics.json``.
 A run folder already in ``out`` is a file from elsewhere like any other: its checkpoint may name
 an unregistered ``module:Class`` generator, which is imported (its code run) only when this call
 trained that checkpoint or with ``--trust-code`` (README, "Files from elsewhere").
@@ -39,8 +44,6 @@ the images in an evaluated folder changed (the check reads the folder's path, no
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -50,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from gan_colorize.config import Config, ConfigError, load_config, read_yaml
 from gan_colorize.registry import closest
 from gan_colorize.rundir import RunDir, UnsafeNameError, check_name
+from gan_colorize.schema import check_keys, coerce, key_names
 
 if TYPE_CHECKING:
     from gan_colorize.report import Report
@@ -68,8 +72,13 @@ class StudyError(ValueError):
 @dataclass
 class StudyRun:
     name: str
-    config: str
+    config: str | None = None  # a run: trained from this config ...
     set: list[str] = field(default_factory=list)
+    pred: str | None = None  # ... or an outside method: its colorizations, scored as they are
+
+    @property
+    def outside(self) -> bool:
+        return self.pred is not None
 
 
 @dataclass
@@ -108,46 +117,46 @@ class Study:
     def report_dir(self) -> Path:
         return self.out_dir / "report"
 
+    @property
+    def trained(self) -> list[StudyRun]:
+        return [r for r in self.runs if not r.outside]
+
+    @property
+    def outside(self) -> list[StudyRun]:
+        return [r for r in self.runs if r.outside]
+
 
 # ---------------------------------------------------------------- parsing
 def _check_keys(data: Any, cls: type, where: str) -> dict:
-    if not isinstance(data, dict):
-        raise StudyError(f"{where}: expected a mapping, got {data!r}")
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "path"]
-    for key in data:
-        if key not in names:
-            raise StudyError(
-                f"{where}: unknown key {key!r}{closest(str(key), names)}; valid: {', '.join(names)}"
-            )
-    return data
+    return check_keys(data, key_names(cls), where, StudyError)
 
 
 def _str_list(value: Any, where: str) -> list[str]:
+    """A list of strings; one string is a list of one, nothing an empty list."""
     if value is None:
         return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise StudyError(f"{where}: expected a list of strings, got {value!r}")
-    return list(value)
+    return coerce([value] if isinstance(value, str) else value, list[str], where, StudyError)
 
 
 def _optional_str(value: Any, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise StudyError(f"{where}: expected a string, got {value!r}")
-    return value
+    return coerce(value, str | None, where, StudyError)
 
 
 def _parse_runs(value: Any, where: str) -> list[StudyRun]:
     if not isinstance(value, list) or not value:
-        raise StudyError(f"{where}: 'runs' must be a non-empty list of {{name, config, set}}")
+        raise StudyError(
+            f"{where}: 'runs' must be a non-empty list of {{name, config, set}} or {{name, pred}}"
+        )
     runs, seen = [], set()
     for i, item in enumerate(value):
         at = f"{where}: runs[{i}]"
         _check_keys(item, StudyRun, at)
-        for key in ("name", "config"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise StudyError(f"{at}: needs {key!r} (a string)")
+        if not isinstance(item.get("name"), str) or not item["name"]:
+            raise StudyError(f"{at}: needs 'name' (a string)")
+        if "pred" in item:
+            _check_outside(item, at)
+        elif not isinstance(item.get("config"), str) or not item["config"]:
+            raise StudyError(f"{at}: needs 'config' (a string), or 'pred' (an outside method's images)")
         name = item["name"]
         try:  # each run trains into <out>/<name>
             check_name(name, "name")
@@ -158,8 +167,22 @@ def _parse_runs(value: Any, where: str) -> list[StudyRun]:
         if name in seen:
             raise StudyError(f"{at}: run name {name!r} is used twice")
         seen.add(name)
-        runs.append(StudyRun(name, item["config"], _str_list(item.get("set"), f"{at}.set")))
+        runs.append(
+            StudyRun(name, item.get("config"), _str_list(item.get("set"), f"{at}.set"), item.get("pred"))
+        )
+    if not any(not r.outside for r in runs):
+        raise StudyError(f"{where}: 'runs' needs a run with a config: outside methods are scored against "
+                         "the ground truth its evaluation writes")  # fmt: skip
     return runs
+
+
+def _check_outside(item: dict, at: str) -> None:
+    """``{name, pred}``: a folder of images, nothing to train (no config, no overrides)."""
+    if not isinstance(item["pred"], str) or not item["pred"]:
+        raise StudyError(f"{at}: 'pred' must be a folder of an outside method's images, got {item['pred']!r}")
+    extra = sorted(set(item) & {"config", "set"})
+    if extra:
+        raise StudyError(f"{at}: an outside method ('pred') is not trained: remove {', '.join(extra)}")
 
 
 def parse_study(data: Any, where: str = "study") -> Study:
@@ -228,14 +251,14 @@ def plan_study(
     study: Study, only: list[str] | None = None, overrides: list[str] | None = None
 ) -> list[PlannedRun]:
     """Every selected run's resolved config, all loaded before anything trains (a typo fails at once)."""
-    names = [r.name for r in study.runs]
+    names = [r.name for r in study.trained]
     for name in only or []:
         if name not in names:
             raise StudyError(
                 f"{study.path or study.name}: no run {name!r}{closest(name, names)}; runs: {', '.join(names)}"
             )
     planned = []
-    for run in study.runs:
+    for run in study.trained:
         if only and run.name not in only:
             continue
         if not Path(run.config).is_file():
@@ -342,12 +365,12 @@ def check_data(data: str, where: str) -> None:
 def eval_datasets(study: Study, planned: PlannedRun) -> list[str]:
     """The dataset names (``RUN/eval/<name>/``) the study's evaluation writes for a run."""
     from gan_colorize.evaluation import load_eval_set
-    from gan_colorize.evaluation.evaluate import default_dataset_name
+    from gan_colorize.evaluation.evaluate import default_dataset_name, resolve_images
 
     if study.eval.sets:
         return [load_eval_set(name).name for name in study.eval.sets]
     size = study.eval.size or planned.config.data.size
-    return [default_dataset_name(planned.config, study.eval.data, size)]
+    return [default_dataset_name(resolve_images(planned.config, study.eval.data), size)]
 
 
 @contextlib.contextmanager
@@ -435,45 +458,9 @@ def evaluation_now(study: Study, planned: PlannedRun, request: dict) -> dict | N
         "dataset": target.dataset,
         "protocol": target.protocol,
         "data_path": target.data_path,
-        "eval_fraction": target.data_fraction,
+        "eval_fraction": target.source.eval_fraction,
         "metrics": set(target.metrics),
     }
-
-
-def recorded_metrics(record: dict, requested: set[str]) -> set[str]:
-    """The metric names a metrics.json holds: computed (their primary key is in ``metrics``) or n/a
-    (their name is in ``missing``)."""
-    from gan_colorize.registry import METRICS
-
-    values, missing = record.get("metrics"), record.get("missing")
-    if not isinstance(values, dict) or not isinstance(missing, dict):
-        return set()
-    computed = {name for name in set(METRICS.names()) | requested if METRICS.get(name).primary in values}
-    return computed | set(missing)
-
-
-# metrics.json fields that must equal what evaluation would record now (beside checkpoint and metrics)
-SAME_EVALUATION_KEYS = ("step", "dataset", "protocol", "data_path", "eval_fraction")
-
-
-def current_evaluation(file: Path, now: dict) -> dict | None:
-    """The content of ``file`` (a metrics.json) when it scored the checkpoint, metrics, protocol
-    and data of ``now``; None otherwise."""
-    from gan_colorize.evaluation.evaluate import REFERENCES_FILE
-
-    try:
-        record = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not (file.parent / REFERENCES_FILE).is_file():
-        return None
-    current = (
-        isinstance(record.get("checkpoint"), str)
-        and _same_path(record["checkpoint"], now["checkpoint"])
-        and all(record.get(key) == now[key] for key in SAME_EVALUATION_KEYS)
-        and recorded_metrics(record, now["metrics"]) == now["metrics"]
-    )
-    return record if current else None
 
 
 def evaluate_planned(
@@ -484,12 +471,13 @@ def evaluate_planned(
     trust_code: bool = False,
 ) -> list[dict]:
     """Evaluate one run on each of the study's eval sets (or its data/size); the metrics.json rows.
-    An evaluation that is current (:func:`current_evaluation`) is kept unless ``reevaluate``:
+    An evaluation that is current (``results.current_record``) is kept unless ``reevaluate``:
     Frechet distances on real data take minutes per run. ``trust_code``: build an unregistered
     ``module:Class`` generator that the run's checkpoint names; give it only for weights this
     process trained now (or with ``--trust-code``): a run folder found in ``out`` may come from
     anywhere, and its file may name any code."""
     from gan_colorize.evaluation import evaluate_run
+    from gan_colorize.evaluation.results import METRICS_FILE, current_record
 
     common = {"metrics": study.eval.metrics, "device": device, "trust_code": trust_code}
     rows = []
@@ -497,7 +485,7 @@ def evaluate_planned(
         now = evaluation_now(study, planned, request)
         kept = None
         if now is not None and not reevaluate:
-            kept = current_evaluation(RunDir(planned.dir).eval_dir(now["dataset"]) / "metrics.json", now)
+            kept = current_record(RunDir(planned.dir).eval_dir(now["dataset"]) / METRICS_FILE, now)
         if kept is not None:
             log.info(
                 "run %s: evaluation on %s is up to date (step %d; --reevaluate redoes it)",
@@ -572,6 +560,66 @@ def train_and_evaluate(
     return failed
 
 
+def check_outside(study: Study) -> None:
+    """Each outside method's folder exists (before anything trains)."""
+    for run in study.outside:
+        if not Path(run.pred).is_dir():
+            raise StudyError(
+                f"{study.path or study.name}: outside method {run.name!r}: pred folder {run.pred} does not "
+                f"exist (paths are relative to the current directory, {Path.cwd()})"
+            )
+
+
+def outside_pred_dir(run: StudyRun, dataset: str) -> Path:
+    """``pred/<dataset>`` when there is one (a method colorized several sets), else ``pred``."""
+    base = Path(run.pred)
+    return base / dataset if (base / dataset).is_dir() else base
+
+
+def ground_truth_dir(planned: list[PlannedRun], dataset: str) -> Path | None:
+    """The gt/ folder of the first run evaluated on ``dataset``: what outside methods are scored against."""
+    from gan_colorize.evaluation.evaluate import GT_SUBDIR
+    from gan_colorize.evaluation.results import METRICS_FILE
+
+    for item in planned:
+        folder = RunDir(item.dir).eval_dir(dataset)
+        if (folder / METRICS_FILE).is_file() and (folder / GT_SUBDIR).is_dir():
+            return folder / GT_SUBDIR
+    return None
+
+
+def evaluate_outside(
+    study: Study, run: StudyRun, planned: list[PlannedRun], device: str | None, reevaluate: bool
+) -> list[Path]:
+    """Score an outside method on each of the study's datasets, against a run's ground truth, with
+    the metrics that run's evaluation used (a result newer than the folders is kept); its metrics files."""
+    from gan_colorize.evaluation.evaluate import (
+        evaluate_folders,
+        gt_folder_origin,
+        metric_names,
+        origin_metrics,
+    )
+    from gan_colorize.evaluation.results import METRICS_FILE, folders_result_current
+
+    files = []
+    for dataset in dict.fromkeys(d for item in planned for d in eval_datasets(study, item)):
+        gt = ground_truth_dir(planned, dataset)
+        if gt is None:
+            raise StudyError(
+                f"no run of the study has been evaluated on {dataset}: nothing to score it against"
+            )
+        out = RunDir(study.out_dir / run.name).eval_dir(dataset) / METRICS_FILE
+        pred = outside_pred_dir(run, dataset)
+        names = metric_names(study.eval.metrics or origin_metrics(gt_folder_origin(gt)))
+        if reevaluate or not folders_result_current(out, pred, gt, set(names)):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            evaluate_folders(pred, gt, names, device, out=out, approach=run.name)
+        else:
+            log.info("outside method %s: evaluation on %s is up to date", run.name, dataset)
+        files.append(out)
+    return files
+
+
 def run_study(
     study: Study,
     only: list[str] | None = None,
@@ -589,15 +637,24 @@ def run_study(
     selected = plan_study(study, only, overrides) if only else planned
     check_eval(study)
     check_run_data(study, selected)
+    check_outside(study)
     failed = train_and_evaluate(study, selected, device, reevaluate, trust_code)
     # every run of the study with results on the study's eval data, also runs not selected this time;
     # results on other data in the same run folders (an earlier study file) are left out
+    from gan_colorize.evaluation.results import METRICS_FILE
+
     files = []
     for item in planned:
         for dataset in eval_datasets(study, item):
-            file = RunDir(item.dir).eval_dir(dataset) / "metrics.json"
+            file = RunDir(item.dir).eval_dir(dataset) / METRICS_FILE
             if file.is_file():
                 files.append(file)
+    for run in study.outside:
+        try:
+            files += evaluate_outside(study, run, planned, device, reevaluate)
+        except (StudyError, *run_errors()) as exc:
+            failed[run.name] = f"failed: {exc}"
+            log.error("outside method %r failed: %s", run.name, exc)
     if not files:
         if failed:
             return StudyResult(None, failed)

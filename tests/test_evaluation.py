@@ -445,3 +445,24 @@ def test_evaluation_refuses_non_finite_predictions(run_dir, monkeypatch):
     assert not (folder / "predictions").exists() or not any((folder / "predictions").iterdir())
     gt = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8)
     assert colorize_batch(HugeWeights(), gt).shape == gt.shape  # training samples: no source, no check
+
+
+def test_an_outside_method_gets_the_metrics_of_the_evaluation_behind_its_gt(
+    run_dir, tmp_path, hub_checkpoints
+):
+    """Issue #14: scored against a run's gt/ without --metrics, an outside method lost efficientnet_fd
+    (the defaults lack it): it takes the metrics that evaluation computed or found n/a."""
+    from gan_colorize.evaluation.results import recorded_metrics
+
+    names = ["psnr", "colorfulness", "efficientnet_fd"]
+    evaluated = evaluate_run(run_dir, data="builtin:skimage", size=SIZE, metrics=names, batch_size=4)
+    gt = Path(evaluated["metrics_file"]).parent / "gt"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for png in gt.glob("*.png"):
+        Image.open(png).save(outside / f"{png.stem}.jpg")
+    result = evaluate_folders(outside, gt, out=tmp_path / "outside.json")
+    assert recorded_metrics(result) == set(names)  # computed or n/a, as in the run's evaluation
+    assert result["dataset"] == evaluated["dataset"]
+    # an explicit list still wins
+    assert recorded_metrics(evaluate_folders(outside, gt, ["psnr"], out=tmp_path / "o2.json")) == {"psnr"}

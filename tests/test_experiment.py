@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from gan_colorize.commands import experiment as experiment_command
 from gan_colorize.experiment import (
@@ -87,6 +88,16 @@ def configs(tmp_path, monkeypatch):
         ({"eval": {"data": 5, "size": 32}}, r"s\.yaml: eval\.data: expected a string, got 5"),
         ({"report": {"title": 7}}, r"s\.yaml: report\.title: expected a string, got 7"),
         ({"description": [1, 2]}, r"s\.yaml: description: expected a string, got \[1, 2\]"),
+        # an outside method is scored, not trained
+        (
+            {"runs": [{"name": "a", "config": "a.yaml"}, {"name": "o", "pred": "p", "set": ["x=1"]}]},
+            r"runs\[1\]: an outside method \('pred'\) is not trained: remove set",
+        ),
+        ({"runs": [{"name": "o", "pred": "p"}]}, "needs a run with a config"),
+        (
+            {"runs": [{"name": "a", "config": "a.yaml"}, {"name": "o", "pred": 3}]},
+            r"runs\[1\]: 'pred' must be",
+        ),
     ],
 )
 def test_study_errors_name_the_key_and_suggest(changes, message):
@@ -410,3 +421,33 @@ def test_data_a_study_needs_is_checked_before_anything_trains(user_clone, capsys
     assert where in err and "image folder data/train does not exist" in err
     assert "put them there" in err and "--set data.train=PATH" in err
     assert not (user_clone / "study").exists()  # nothing trained
+
+
+def test_a_study_scores_and_reports_an_outside_method(configs, capsys):
+    """{name, pred} beside the runs: scored against a run's ground truth with the set's metrics (its
+    default list: none given in the study), shown in the grid whatever its image extension."""
+    (configs / "eval" / "sets" / "mini_set.yaml").write_text(
+        yaml.safe_dump({"data": "builtin:skimage", "size": 32, "metrics": ["colorfulness", "psnr", "auc"]})
+    )
+    study = _study(out="study", runs=[{"name": "a", "config": "a.yaml"}], eval={"sets": ["mini_set"]})
+    (configs / "study.yaml").write_text(yaml.safe_dump(study))
+    assert _run_command("study.yaml", "--device", "cpu") == 0
+    gt = configs / "study" / "a" / "eval" / "mini_set" / "gt"
+    (configs / "outside").mkdir()
+    for png in gt.glob("*.png"):  # an outside method's colorizations, as JPEG
+        Image.open(png).save(configs / "outside" / f"{png.stem}.jpg", quality=95)
+    study["runs"].append({"name": "ddcolor", "pred": "outside"})
+    (configs / "study.yaml").write_text(yaml.safe_dump(study))
+    capsys.readouterr()
+    assert _run_command("study.yaml", "--device", "cpu") == 0
+    record = json.loads((configs / "study" / "ddcolor" / "eval" / "mini_set" / "metrics.json").read_text())
+    assert record["approach"] == "ddcolor" and record["dataset"] == "mini_set"
+    assert {"cf", "delta_cf", "psnr", "auc"} <= set(record["metrics"]) and "ssim" not in record["metrics"]
+    assert record["metrics"]["psnr"] > 30  # JPEG of the ground truth itself
+    md = (configs / "study" / "report" / "report.md").read_text()
+    assert "| ddcolor |" in md and "outside method: outside" in md
+    grid = md.split("### Images")[1]
+    assert "ddcolor: " in grid and "| missing" not in grid
+    assert re.search(r"│ ddcolor +│ +\d", capsys.readouterr().out)
+    assert _run_command("study.yaml", "--dry-run") == 0
+    assert "ddcolor: outside method, images in outside" in capsys.readouterr().out

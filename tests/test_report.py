@@ -29,7 +29,8 @@ from gan_colorize.report.curves import (
 from gan_colorize.rundir import RunDir
 
 NAMES = [f"img_{i:02d}.png" for i in range(8)]
-LPIPS_MISSING = "n/a (missing alexnet-owt-7be5be79.pth, see README)"
+LPIPS_REASON = "missing alexnet-owt-7be5be79.pth, see README"
+LPIPS_MISSING = f"n/a ({LPIPS_REASON})"
 PROTOCOL = {"size": 32, "resize": "shorter side, centre crop", "colour space": "Lab"}
 
 # Constructed so that each column's best approach is known:
@@ -147,7 +148,8 @@ def test_table_has_every_approach_and_reference_row(report):
         _md_row(md, label)
     header = _md_header(md)
     assert header[:8] == ["approach", "CF", "ΔCF →0", "FID ↓", "LPIPS ↓", "PSNR ↑", "SSIM ↑", "AuC (%) ↑"]
-    assert header[8] == "EffNet-FD\\* ↓" and len(header) == 9  # psnr_n_capped, cf_gt, fid_n: no columns
+    assert header[8] == "EffNet-FD\\* ↓"
+    assert header[9] == "differs by" and len(header) == 10  # psnr_n_capped, cf_gt, fid_n: no columns
     assert "EffNet-FD\\*: non-standard" in md
     assert md.count("| *ground truth* |") == 1  # reference rows once per dataset, not once per run
 
@@ -170,7 +172,8 @@ def test_best_values_are_marked_per_column(report):
 def test_missing_metric_shows_the_na_text(report):
     md = report.md_path.read_text()
     col = {name.split(" ")[0]: i for i, name in enumerate(_md_header(md))}
-    assert _md_row(md, "C")[col["LPIPS"]] == LPIPS_MISSING
+    assert _md_row(md, "C")[col["LPIPS"]] == "n/a¹"  # the reason is a numbered footnote, said once
+    assert md.count(LPIPS_REASON) == 1 and "¹ " + LPIPS_REASON in md
     assert "partial evaluation" in md and "FID is biased upwards" in md
     assert "configs/A.yaml" in md and "step\\_00000100" in md  # provenance of each row
     assert "colour space=Lab" in md  # the protocol is printed
@@ -199,8 +202,10 @@ def test_curves_are_inline_svg_and_linked_from_markdown(report):
     svg_file = report.out / "curves_A.svg"
     assert svg_file.is_file() and "(curves_A.svg)" in report.md_path.read_text()
     svg = svg_file.read_text()
-    assert svg.startswith("<svg") and svg.count("<polyline") == 3 + 1  # 3 loss terms + the axes
-    assert "g_l1" in svg and "log scale" in svg  # L1 at ~100 next to 0.6: log axis
+    # one panel per loss term, each with its own y axis: L1 at ~100 does not flatten g_adv at 0.7
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 * 2  # 3 panels: a curve and the axes
+    panels = re.findall(r"<svg [^>]*>\s*<title>([^<]+)</title>", svg)
+    assert panels[1:] == ["loss: d", "loss: g_adv", "loss: g_l1"]
     longest = max(len(p.split()) for p in re.findall(r'<polyline points="([^"]+)"', svg))
     assert longest <= MAX_POINTS
     assert svg in report.html_path.read_text()
@@ -239,7 +244,8 @@ def test_command_prints_where_the_report_is(study, tmp_path, capsys):
     assert (
         str(tmp_path / "r" / "report.html") in out
         and "greyscale input" in out
-        and "LPIPS n/a (missing alexnet-owt-7be5be79.pth, see README): C" in out
+        and "n/a¹" in out
+        and out.count(LPIPS_REASON) == 1
     )
     args = parser.parse_args([str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
     assert report_command.run(args) == 2
@@ -255,12 +261,13 @@ needs_chromium = pytest.mark.skipif(
 @needs_chromium
 def test_report_renders_in_headless_chromium(report, tmp_path):
     done = subprocess.run(
-        [sys.executable, str(BROWSER_CHECK), str(report.html_path), "--rows", "3"],
+        [sys.executable, str(BROWSER_CHECK), str(report.html_path), "--rows", "3", "--points", "4"],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert "20/20 images decoded" in done.stdout
+    assert "4 plot points in 1 perception-distortion plots, 1 n/a footnotes" in done.stdout
     # the check can fail: a broken image and a row too many demanded
     page = report.html_path.read_text()
     broken = tmp_path / "broken.html"
@@ -270,6 +277,14 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     )
     assert done.returncode == 1
     assert "1 of 20 images did not decode" in done.stderr and "expected at least 4" in done.stderr
+    # a footnote lost, a plot point moved out of the plot
+    broken.write_text(
+        re.sub(r'<li data-footnote="1">[^<]*</li>', "", page).replace('<circle cx="', '<circle cx="-9', 1)
+    )
+    done = subprocess.run([sys.executable, str(BROWSER_CHECK), str(broken)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "n/a cells refer to footnotes not listed: ['1']" in done.stderr
+    assert "1 plot points are drawn outside their plot" in done.stderr
 
 
 def test_rows_of_one_dataset_name_on_different_images_are_flagged(study, tmp_path, capsys):
@@ -421,3 +436,221 @@ def test_a_row_scored_by_the_network_it_trained_with_is_marked_and_not_ranked(tm
     assert _md_row(md, "O")[fd0] == "5.00" and _md_row(md, "E")[fd0] == "8.00"
     assert "efficientnet\\_fd compares efficientnet\\_lite0 features, and P trained with" in md
     assert "efficientnet\\_lite2\\_fd compares efficientnet\\_lite2 features, and E trained with" in md
+
+
+# ---------------------------------------------------------------- report v2 (issue #14)
+def _rows_in(folder: Path, rows: dict[str, dict], images: Path, **fields) -> list[Path]:
+    """One metrics file per approach in ``folder`` (outside-method rows: no run)."""
+    files = []
+    for approach, metrics in rows.items():
+        row = {**_metrics_json(approach, metrics, None, images), **fields}
+        files.append(folder / f"{approach}.json")
+        files[-1].parent.mkdir(parents=True, exist_ok=True)
+        files[-1].write_text(json.dumps(row))
+    return files
+
+
+def test_an_outside_methods_jpg_predictions_fill_their_grid_cells(study, tmp_path):
+    """evaluate --pred matches by stem, any extension: the grid finds x.jpg for the ground truth's x.png."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for i, name in enumerate(NAMES):
+        suffix = (".jpg", ".webp", ".JPEG")[i % 3]
+        Image.open(study / "images" / "gt" / name).save(outside / (Path(name).stem + suffix))
+    row = _metrics_json("ddcolor", APPROACHES["B"], None, study / "images")
+    row["pred_dir"], row["gt_dir"] = str(outside), str(study / "images" / "gt")
+    (tmp_path / "metrics_ddcolor.json").write_text(json.dumps(row))
+    report = build_report([study / "study", tmp_path / "metrics_ddcolor.json"], tmp_path / "out", grid=4)
+    grid = report.sections[0].grid
+    column = grid.headers.index("ddcolor")
+    assert all(line[column] is not None for line in grid.cells)
+    assert "missing" not in report.md_path.read_text().split("### Images")[1]
+
+
+def test_na_reasons_are_numbered_footnotes_said_once(study, tmp_path):
+    fid_reason = "missing pt_inception-2015-12-05-6726825d.pth, see README"
+    rows = {"P": {"psnr": 20.0, "cf": 1.0, "delta_cf": 1.0}, "Q": {"psnr": 21.0, "cf": 1.0, "delta_cf": 2.0}}
+    files = _rows_in(tmp_path / "rows", rows, study / "images")
+    for file in files:  # both rows: LPIPS and FID n/a, so four n/a cells for two reasons
+        row = json.loads(file.read_text())
+        row["missing"] = {"lpips": LPIPS_MISSING, "fid": f"n/a ({fid_reason})"}
+        file.write_text(json.dumps(row))
+    report = build_report(files, tmp_path / "out", grid=0)
+    md, page = report.md_path.read_text(), report.html_path.read_text()
+    col = {name.split(" ")[0]: i for i, name in enumerate(_md_header(md))}
+    for label in ("P", "Q"):
+        assert _md_row(md, label)[col["FID"]] == "n/a¹" and _md_row(md, label)[col["LPIPS"]] == "n/a²"
+    md_fid = fid_reason.replace("_", "\\_")  # markdown escapes it
+    assert md.count(md_fid) == 1 and md.count(LPIPS_REASON) == 1
+    assert page.count(fid_reason) == 1 and page.count(LPIPS_REASON) == 1
+    assert "¹ " + md_fid in md and "² " + LPIPS_REASON in md
+    assert (
+        '<li data-footnote="1">¹ ' + fid_reason in page
+        and '<td class="num missing" data-footnote="2">' in page
+    )
+
+
+def _points(svg: str) -> dict[str, tuple[float, float, bool]]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    return {
+        g.get("data-label"): (
+            float(g.get("data-x")),
+            float(g.get("data-y")),
+            g.get("data-reference") == "true",
+        )
+        for g in root.iter(f"{ns}g")
+        if g.get("class") == "point"
+    }
+
+
+def test_the_tradeoff_plot_has_one_point_per_row_with_its_values(report):
+    section = report.sections[0]
+    assert (section.tradeoff.x.key, section.tradeoff.y.key) == ("psnr", "fid")  # FID computed: FID
+    svg = (report.out / section.tradeoff_file).read_text()
+    assert svg in report.html_path.read_text()  # inline in the page, beside report.md as a file
+    points = _points(svg)
+    expected = {a: (m["psnr"], m["fid"], False) for a, m in APPROACHES.items()}
+    expected["greyscale input"] = (REFERENCES["greyscale input"]["psnr"], 90.0, True)
+    assert points == expected  # the ground truth's PSNR is infinite: not drawn, and the caption says so
+    assert "Not drawn: ground truth (PSNR ∞" in section.tradeoff.caption
+    assert "PSNR (→ better)" in svg and "FID (↓ better)" in svg  # the axes say which way is better
+
+
+def test_the_tradeoff_plot_falls_back_to_an_unmarked_frechet_distance_then_to_delta_cf(study, tmp_path):
+    rows = {a: {k: v for k, v in m.items() if k not in ("fid", "fid_n")} for a, m in APPROACHES.items()}
+    files = _rows_in(tmp_path / "rows", rows, study / "images")
+    section = build_report(files, tmp_path / "out", grid=0).sections[0]
+    assert section.tradeoff.y.key == "efficientnet_fd"
+    assert _points(section.tradeoff.svg)["A"] == (22.0, 4.0, False)
+    # a row trained with Lite0 features marks its EffNet-FD cell †: that distance is not an axis
+    run = tmp_path / "study" / "P"
+    (run / "eval" / "fake").mkdir(parents=True)
+    (run / "config.yaml").write_text("loss: {lambda_perc: 1.0, perceptual: {type: efficientnet_lite0}}\n")
+    row = _metrics_json("P", rows["B"], run, study / "images")
+    (run / "eval" / "fake" / "metrics.json").write_text(json.dumps(row))
+    section = build_report(
+        files + [run / "eval" / "fake" / "metrics.json"], tmp_path / "out2", grid=0
+    ).sections[0]
+    assert section.tradeoff.y.key == "delta_cf" and _points(section.tradeoff.svg)["P"] == (23.5, 2.0, False)
+
+
+def test_a_newly_registered_metric_renders_with_its_own_display(study, tmp_path):
+    from gan_colorize.metrics import Display, Metric
+    from gan_colorize.registry import METRICS
+
+    name = "test_report_sharpness"
+    if name not in METRICS:
+
+        @METRICS.register(name)
+        class Sharpness(Metric):  # noqa: F841 (registered by the decorator)
+            primary = "sharp"
+            display = (
+                Display("sharp", "Sharpness", digits=4, better="higher", order=45, note="Sharpness: a test"),
+            )
+
+    rows = {"P": {"psnr": 20.0, "sharp": 0.123456}, "Q": {"psnr": 21.0, "sharp": 0.5}}
+    md = build_report(
+        _rows_in(tmp_path / "rows", rows, study / "images"), tmp_path / "out", grid=0
+    ).md_path.read_text()
+    header = _md_header_of(md)
+    assert header.index("Sharpness ↑") == header.index("PSNR ↑") + 1  # order 45: after PSNR (40)
+    assert _md_row(md, "P")[header.index("Sharpness ↑")] == "0.1235"
+    assert _md_row(md, "Q")[header.index("Sharpness ↑")] == "**0.5000**"
+    assert "- Sharpness: a test" in md
+
+
+def _md_header_of(md: str) -> list[str]:
+    line = next(line for line in md.splitlines() if line.startswith("| approach |"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_each_row_says_how_its_config_differs_from_the_first(study, tmp_path):
+    configs = {
+        "base": "loss: {lambda_l1: 100.0, lambda_gan: 1.0}\nrun: {name: base, dir: x}\n",
+        "noadv": "loss: {lambda_l1: 100.0, lambda_gan: 0.0}\nrun: {name: noadv, dir: y}\n",
+        "same": "loss: {lambda_l1: 100.0, lambda_gan: 1.0}\nrun: {name: same, dir: z}\n",
+    }
+    files = []
+    for approach, text in configs.items():
+        run = tmp_path / "study" / approach
+        (run / "eval" / "fake").mkdir(parents=True)
+        (run / "config.yaml").write_text(text)
+        files.append(run / "eval" / "fake" / "metrics.json")
+        files[-1].write_text(json.dumps(_metrics_json(approach, APPROACHES["A"], run, study / "images")))
+    outside = _rows_in(tmp_path / "outside", {"ddcolor": APPROACHES["B"]}, study / "images")
+    md = build_report(files + outside, tmp_path / "out", grid=0).md_path.read_text()
+    column = _md_header_of(md).index("differs by")
+    assert _md_row(md, "base")[column] == "(base)"
+    assert _md_row(md, "noadv")[column] == "loss.lambda\\_gan: 0"  # run.dir and run.name differ always
+    assert _md_row(md, "same")[column] == "same config"
+    assert _md_row(md, "ddcolor")[column].startswith("outside method")
+
+
+def test_curves_have_a_panel_per_validation_metric_but_not_its_cost(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    rows = [{"step": s, "loss/g_l1": 10.0 / s, "loss/d": 0.7} for s in range(1, 11)]
+    val = {"val/seconds": 1.5, "val/images": 8, "val/cf_gt": 30.0, "val/fid_n": 8}  # costs, counts, constants
+    rows += [{"step": s, "val/psnr": 20.0 + s, "val/delta_cf": 3.0 / s, **val} for s in (5, 10)]
+    run.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (curve,) = build_report_curves([run], tmp_path / "out")
+    titles = re.findall(r"<svg [^>]*>\s*<title>([^<]+)</title>", curve.svg)
+    assert titles[1:] == ["loss: d", "loss: g_l1", "validation: ΔCF →0", "validation: PSNR ↑"]
+    assert not any(word in curve.svg for word in ("seconds", "images", "cf_gt", "fid_n"))
+
+
+def build_report_curves(runs, out):
+    from gan_colorize.report.curves import build_curves
+
+    out.mkdir(parents=True, exist_ok=True)
+    return build_curves(runs, out)
+
+
+def test_no_report_module_imports_one_that_imports_it_back():
+    import ast
+
+    folder = Path(__file__).resolve().parent.parent / "gan_colorize" / "report"
+    imports = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imports[path.stem] = {m.rsplit(".", 1)[1] for m in names if m.startswith("gan_colorize.report.")}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            m == goal or (m not in seen and reaches(m, goal, seen | {m})) for m in imports.get(start, ())
+        )
+
+    circles = [m for m in imports if m != "__init__" and reaches(m, m, {m})]
+    assert not circles, f"import circles through {circles}"
+
+
+def test_the_ground_truth_is_not_drawn_even_at_a_finite_capped_psnr(study, tmp_path):
+    """PSNR caps identical images at 100 dB: a ground-truth point there squeezed the approaches together."""
+    references = json.loads((study / "study" / "A" / "eval" / "fake" / "references.json").read_text())
+    references["rows"][0]["metrics"]["psnr"] = 100.0
+    folder = tmp_path / "eval" / "fake"
+    folder.mkdir(parents=True)
+    (folder / "references.json").write_text(json.dumps(references))
+    files = _rows_in(folder.parent, {"A": APPROACHES["A"], "B": APPROACHES["B"]}, study / "images")
+    section = build_report(files + [folder / "references.json"], tmp_path / "out", grid=0).sections[0]
+    assert set(_points(section.tradeoff.svg)) == {"A", "B", "greyscale input"}
+    assert "Not drawn: ground truth (PSNR 100.00, FID 0.0)" in section.tradeoff.caption
+
+
+def test_a_config_that_is_not_text_leaves_its_row_without_differences(study, tmp_path):
+    """A run folder from elsewhere may hold anything as config.yaml: the report is still written."""
+    files = []
+    for approach, config in (("base", b"loss: {lambda_l1: 1.0}\n"), ("binary", b"\x80\x03pickled")):
+        run = tmp_path / "study" / approach
+        (run / "eval" / "fake").mkdir(parents=True)
+        (run / "config.yaml").write_bytes(config)
+        files.append(run / "eval" / "fake" / "metrics.json")
+        files[-1].write_text(json.dumps(_metrics_json(approach, APPROACHES["A"], run, study / "images")))
+    md = build_report(files, tmp_path / "out", grid=0).md_path.read_text()
+    column = _md_header_of(md).index("differs by")
+    assert _md_row(md, "base")[column] == "(base)" and _md_row(md, "binary")[column] == "—"

@@ -109,13 +109,8 @@ def evaluate_all(args: argparse.Namespace) -> list[dict]:
 
 def print_results(results: list[dict]) -> None:
     """The results as the report's terminal table (same columns, same formatting)."""
-    from gan_colorize.report.report import (
-        Report,
-        build_section,
-        collect_results,
-        format_protocol,
-        print_summary,
-    )
+    from gan_colorize.report import Report, collect_results, print_summary
+    from gan_colorize.report.table import build_section, format_protocol
 
     collected = collect_results([r["metrics_file"] for r in results])
     sections = []

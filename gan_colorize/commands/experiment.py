@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         StudyError,
         StudyInterruptedError,
         check_eval,
+        check_outside,
         check_run_data,
         load_study,
         plan_study,
@@ -77,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
             check_eval(study)
             selected = plan_study(study, args.only, args.overrides)
             check_run_data(study, selected)
+            check_outside(study)
             for item in selected:
                 print(f"{item.run.name}: {item.run.config} -> {item.dir} ({run_status(item)})")
+            for outside in study.outside:
+                print(f"{outside.name}: outside method, images in {outside.pred} (scored, not trained)")
             return 0
         result = run_study(study, args.only, args.overrides, args.device, args.reevaluate, args.trust_code)
     except (

@@ -5,24 +5,16 @@ A run's evaluation on one dataset writes, under ``RUN/eval/<dataset>/`` (``RunDi
     predictions/<name>.png   the colorization (Lab(L_gt, ab_pred) -> sRGB uint8)
     gt/<name>.png            the ground truth, resized and centre-cropped by the protocol
     input/<name>.png         what the model saw: L only, as a neutral grey image
-    metrics.json             this run's row (schema below)
-    references.json          {"dataset": ..., "rows": [ground-truth row, greyscale-input row]}
+    metrics.json, references.json   the result rows (``results.py`` owns their names and fields)
+
+Which images are scored is resolved once, by :func:`resolve_images`.
 
 The metrics are always computed from the PNG files (lossless), by the same code that scores an
 outside method's folder (:func:`evaluate_folders`), so the two are measured identically.
 
-metrics.json::
-
-    {"approach", "run", "config", "checkpoint", "step", "ema", "dataset", "data", "data_path",
-     "eval_fraction", "gt_sha256", "protocol", "n_images",
-     "metrics": {"cf", "cf_gt", "delta_cf", "psnr", ..., "fid", "fid_n"},
-     "missing": {"fid": "n/a (missing pt_inception-2015-12-05-6726825d.pth, see README)"},
-     "missing_detail": {"fid": "missing FID Inception-v3 (pytorch-fid): /root/.cache/... does not exist..."},
-     "partial", "pred_dir", "gt_dir", "input_dir"}
-
-Folders are relative to the json's own folder, so an evaluation folder can be moved or copied.
-``data_path`` is the evaluated folder as an absolute path (``builtin:skimage`` as it is) and
-``gt_sha256`` a digest of the ground-truth images themselves (:func:`ground_truth_digest`): two
+In a result row (``results.result_record``), ``data_path`` is the evaluated folder as an absolute
+path (``builtin:skimage`` as it is) and ``gt_sha256`` a digest of the ground-truth images
+themselves (:func:`ground_truth_digest`): two
 results with one dataset name are on the same images only when their digests are equal, which the
 report checks. A metric that could not be computed (its pretrained weights are missing or
 unreadable, or the images do not allow it: one image for FID, images under 31 px for LPIPS) is
@@ -33,13 +25,11 @@ others are computed), and makes the result ``partial``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +45,24 @@ from gan_colorize.evaluation.protocol import (
     greyscale_batch,
     load_eval_set,
 )
-from gan_colorize.rundir import RunDir, UnsafeNameError, atomic_write_text, check_name, safe_name
+from gan_colorize.evaluation.results import (
+    GREYSCALE_INPUT,
+    GROUND_TRUTH,
+    ground_truth_row,
+    is_folders_result,
+    recorded_metrics,
+    remove_evaluation,
+    result_record,
+    write_evaluation,
+    write_json,
+)
+from gan_colorize.rundir import RunDir, UnsafeNameError, check_name, safe_name
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-REFERENCES_FILE = "references.json"
 PRED_SUBDIR = "predictions"
 GT_SUBDIR = "gt"
 INPUT_SUBDIR = "input"
-GROUND_TRUTH = "ground truth"
-GREYSCALE_INPUT = "greyscale input"
 LIST_AT_MOST = 10  # names listed in a mismatch error
 ORIENTATION_TAG = 0x0112  # EXIF Orientation; values 5-8 swap width and height (EXIF 2.3, table 6)
 ROTATED_ORIENTATIONS = (5, 6, 7, 8)
@@ -185,65 +182,6 @@ def ground_truth_digest(files: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-# ---------------------------------------------------------------- result records
-# fields every result row has (result_record writes them): what tells a metrics file from others
-RESULT_KEYS = frozenset(
-    {"approach", "run", "dataset", "protocol", "metrics", "gt_sha256", "pred_dir", "gt_dir"}
-)
-
-
-def _relative(path: Path, start: Path) -> str:
-    return os.path.relpath(Path(path).resolve(), Path(start).resolve())
-
-
-def result_record(
-    *,
-    approach: str,
-    dataset: str,
-    protocol: dict,
-    n_images: int,
-    results: dict,
-    missing: dict,
-    details: dict,
-    folder: Path,
-    pred_dir: Path,
-    gt_dir: Path,
-    input_dir: Path | None,
-    gt_sha256: str,
-    data: str | None = None,
-    data_path: str | None = None,
-    eval_fraction: float | None = None,
-    run: str | None = None,
-    config: str | None = None,
-    checkpoint: str | None = None,
-    step: int | None = None,
-    ema: bool | None = None,
-) -> dict:
-    """One row in the metrics.json schema; folders relative to ``folder`` (where the json goes)."""
-    return {
-        "approach": approach,
-        "run": run,
-        "config": config,
-        "checkpoint": checkpoint,
-        "step": step,
-        "ema": ema,
-        "dataset": dataset,
-        "data": data,
-        "data_path": data_path,
-        "eval_fraction": eval_fraction,
-        "gt_sha256": gt_sha256,
-        "protocol": protocol,
-        "n_images": n_images,
-        "metrics": results,
-        "missing": missing,
-        "missing_detail": details,
-        "partial": bool(missing),
-        "pred_dir": _relative(pred_dir, folder),
-        "gt_dir": _relative(gt_dir, folder),
-        "input_dir": _relative(input_dir, folder) if input_dir else None,
-    }
-
-
 def plain_name(name: object, what: str) -> str:
     """``name`` checked to be one plain path component (``rundir.check_name``): approaches and
     datasets name folders (``RUN/eval/<dataset>``) and may come from files made elsewhere."""
@@ -251,10 +189,6 @@ def plain_name(name: object, what: str) -> str:
         return check_name(name, what)
     except UnsafeNameError as exc:
         raise EvaluationError(str(exc)) from None
-
-
-def write_json(path: Path, data: dict) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- runs
@@ -269,6 +203,51 @@ def check_device(device: str | None) -> str:
     return str(device)
 
 
+@dataclass(frozen=True)
+class ImageSource:
+    """Which images an evaluation scores, resolved once (:func:`resolve_images`) for opening them,
+    naming the dataset, describing the protocol and checking that a result is current."""
+
+    data: str  # what is read: a folder, an image file or builtin:skimage
+    eval_fraction: float | None  # the share of ``data`` held out (None: every image; builtin: its photo)
+    split: object | None  # the DataConfig whose hash split holds the share out (None: every image)
+    own_holdout: bool = False  # the run's own held-out images (of its data.train)
+
+    @property
+    def description(self) -> str:
+        """What was evaluated, for metrics.json's ``data``."""
+        if self.eval_fraction is not None:
+            return f"{self.data} (held-out share, eval_fraction={self.eval_fraction:g})"
+        return self.data
+
+
+def resolve_images(config, data: str | None = None, eval_fraction: float | None = None) -> ImageSource:
+    """``data`` (its held-out share when ``eval_fraction``), else the run's evaluation data:
+    ``data.eval`` when set, else the held-out share of ``data.train``."""
+    from gan_colorize.config import DataConfig
+    from gan_colorize.data import BUILTIN
+
+    if data is not None:
+        split = DataConfig(train=data, eval_fraction=eval_fraction) if eval_fraction is not None else None
+        own = False
+    elif config.data.eval is not None:
+        data, split, own = config.data.eval, None, False
+    else:
+        data, eval_fraction, split, own = config.data.train, config.data.eval_fraction, config.data, True
+    if data == BUILTIN:  # always its own held-out photo, whatever the fraction
+        eval_fraction = None
+    return ImageSource(data, eval_fraction, split, own)
+
+
+def open_images(source: ImageSource, size: int):
+    """The protocol's images of ``source`` at ``size``."""
+    from gan_colorize.data import EvalImages
+
+    if source.split is not None:
+        return holdout_images(source.split, size)
+    return EvalImages(source.data, size)
+
+
 def holdout_images(data_cfg, size: int):
     """The images that training on the folder ``data_cfg.train`` holds out, under the protocol.
 
@@ -276,8 +255,6 @@ def holdout_images(data_cfg, size: int):
     ``gan_colorize.data.files.split_files`` commutes with screening), but only the held-out files
     are decoded, so a run trained on a large tree is evaluated without reading all of it.
     """
-    import dataclasses
-
     from gan_colorize.data import BUILTIN, EvalImages, build_datasets, list_image_files
     from gan_colorize.data.files import split_files
 
@@ -290,37 +267,7 @@ def holdout_images(data_cfg, size: int):
                 min_chroma=data_cfg.min_chroma, max_bad_fraction=data_cfg.max_bad_fraction,
             )  # fmt: skip
     # builtin:skimage, or a folder too small to hold a file out (training then shows it one)
-    return build_datasets(dataclasses.replace(data_cfg, size=size))[1]
-
-
-def open_eval_images(data: str | None, size: int, config, eval_fraction: float | None = None):
-    """The protocol's images at ``size``: ``data`` (its held-out share when ``eval_fraction``),
-    else the run's evaluation data: ``data.eval`` when set, else the held-out part of ``data.train``.
-    """
-    import dataclasses
-
-    from gan_colorize.config import DataConfig
-    from gan_colorize.data import EvalImages
-
-    if data is not None and eval_fraction is not None:
-        return holdout_images(DataConfig(train=data, eval_fraction=eval_fraction), size)
-    if data is not None:
-        return EvalImages(data, size)
-    if config.data.eval is not None:
-        return EvalImages(config.data.eval, size)
-    return holdout_images(dataclasses.replace(config.data, size=size), size)
-
-
-def evaluated_data(config, data: str | None, eval_fraction: float | None) -> tuple[str, float | None]:
-    """(data, eval_fraction) of what is evaluated: ``data`` as given, else the run's ``data.eval``,
-    else the held-out share of its ``data.train``; eval_fraction None: every image of the data."""
-    if data is None and config.data.eval is None:
-        data, eval_fraction = config.data.train, config.data.eval_fraction
-    elif data is None:
-        data = config.data.eval
-    if data == "builtin:skimage":  # always its own held-out photo, whatever the fraction
-        eval_fraction = None
-    return data, eval_fraction
+    return build_datasets(replace(data_cfg, size=size))[1]
 
 
 # where the shipped configs and eval sets look for the user's photos (README, "Data")
@@ -357,25 +304,18 @@ def path_hash(data: str) -> str:
     return hashlib.sha256(str(Path(data).expanduser().resolve()).encode()).hexdigest()[:8]
 
 
-def default_dataset_name(config, data: str | None, size: int) -> str:
+def default_dataset_name(source: ImageSource, size: int) -> str:
     """The name of an ad-hoc evaluation (not a named set): the data's folder name, a hash of its
     absolute path (two folders of one name are two datasets), and the size."""
-    if data is None:
-        data = config.data.eval
-    if data is None:  # the held-out part of data.train (builtin:skimage's is its held-out photo)
-        train = config.data.train
-        if train == "builtin:skimage":
-            return f"{safe_name(train)}_{size}px"
-        return f"{safe_name(train)}_holdout_{path_hash(train)}_{size}px"
-    if data.startswith("builtin:"):
-        return f"{safe_name(data)}_{size}px"
-    return f"{safe_name(data)}_{path_hash(data)}_{size}px"
+    if source.data.startswith("builtin:"):  # builtin:skimage's held-out part is its held-out photo
+        return f"{safe_name(source.data)}_{size}px"
+    holdout = "_holdout" if source.own_holdout else ""
+    return f"{safe_name(source.data)}{holdout}_{path_hash(source.data)}_{size}px"
 
 
 def clear_eval_dir(folder: Path) -> None:
     """Remove what a previous evaluation wrote here (and only that), result files first."""
-    for file in (METRICS_FILE, REFERENCES_FILE):
-        (folder / file).unlink(missing_ok=True)
+    remove_evaluation(folder)
     for sub in (PRED_SUBDIR, GT_SUBDIR, INPUT_SUBDIR):
         shutil.rmtree(folder / sub, ignore_errors=True)
 
@@ -427,23 +367,13 @@ class EvalTarget:
     """What an evaluation of a run with ``config`` scores: resolved once, here, for evaluate_run
     and for a study's check that a run's metrics.json is still current."""
 
-    data: str | None  # as given (None: the run's own evaluation data)
+    source: ImageSource
     size: int
     dataset: str  # the eval/<dataset> folder name
-    eval_fraction: float | None  # a named set's held-out share
     metrics: list[str]
     batch_size: int | None  # the set's, when it names one
     protocol: dict
-    data_spec: str  # what is read: a folder, an image file or builtin:skimage
-    data_fraction: float | None  # the share of data_spec held out, when a run's holdout is scored
-    data_path: str  # data_spec as an absolute path (builtin data as it is): it exists
-
-    @property
-    def description(self) -> str:
-        """What was evaluated, for metrics.json's ``data``."""
-        if self.data_fraction is not None:
-            return f"{self.data_spec} (held-out share, eval_fraction={self.data_fraction:g})"
-        return self.data_spec
+    data_path: str  # source.data as an absolute path (builtin data as it is): it exists
 
 
 def resolve_target(
@@ -456,22 +386,20 @@ def resolve_target(
     """An evaluation set fixes data, size, the default metrics and the batch size; otherwise
     ``data`` defaults to the run's evaluation data and ``size`` to its ``data.size``. Data that
     does not exist is an error here, before anything is evaluated or removed."""
-    eval_fraction = batch_size = None
+    eval_fraction = batch_size = dataset = None
     if eval_set is not None:
         es = eval_set if isinstance(eval_set, EvalSet) else load_eval_set(eval_set)
         data, size, dataset, eval_fraction = es.data, es.size, es.name, es.eval_fraction
         metrics = metrics if metrics is not None else es.metrics
         batch_size = es.batch_size
     size = size or config.data.size
-    if eval_set is None:
-        dataset = default_dataset_name(config, data, size)
+    source = resolve_images(config, data, eval_fraction)
+    dataset = dataset or default_dataset_name(source, size)
     plain_name(dataset, "evaluation set name")  # an EvalSet made in code is not checked on reading
-    spec = data if data is not None else (config.data.eval or config.data.train)
-    data_spec, data_fraction = evaluated_data(config, data, eval_fraction)
     return EvalTarget(
-        data=data, size=size, dataset=dataset, eval_fraction=eval_fraction, metrics=metric_names(metrics),
-        batch_size=batch_size, protocol=describe_protocol(size, config.loss.temperature, spec),
-        data_spec=data_spec, data_fraction=data_fraction, data_path=resolve_data(data_spec),
+        source=source, size=size, dataset=dataset, metrics=metric_names(metrics), batch_size=batch_size,
+        protocol=describe_protocol(size, config.loss.temperature, source.data),
+        data_path=resolve_data(source.data),
     )  # fmt: skip
 
 
@@ -513,7 +441,7 @@ def evaluate_run(
     folder = run.eval_dir(target.dataset)
     log.info("evaluating %s on %s (%d px) into %s", run.root, target.dataset, target.size, folder)
 
-    images = open_eval_images(target.data, target.size, config, target.eval_fraction)
+    images = open_images(target.source, target.size)
     clear_eval_dir(folder)
     try:
         files = write_eval_images(loaded.module, images, folder, batch_size, temperature, loaded.path)
@@ -529,8 +457,8 @@ def evaluate_run(
         return result_record(
             approach=approach, dataset=target.dataset, protocol=target.protocol, n_images=len(files),
             results=results, missing=missing, details=details, folder=folder, pred_dir=source, gt_dir=gt_dir,
-            input_dir=input_dir, gt_sha256=gt_sha256, data=target.description, data_path=target.data_path,
-            eval_fraction=target.data_fraction, **provenance,
+            input_dir=input_dir, gt_sha256=gt_sha256, data=target.source.description,
+            data_path=target.data_path, eval_fraction=target.source.eval_fraction, **provenance,
         )  # fmt: skip
 
     record = row(
@@ -542,13 +470,9 @@ def evaluate_run(
         step=int(loaded.step),
         ema=bool(loaded.ema),
     )
-    references = {
-        "dataset": target.dataset,
-        "rows": [row(GROUND_TRUTH, gt_dir), row(GREYSCALE_INPUT, input_dir)],
-    }
-    write_json(folder / REFERENCES_FILE, references)
-    metrics_file = write_json(folder / METRICS_FILE, record)
-    return {**record, "metrics_file": str(metrics_file), "references_file": str(folder / REFERENCES_FILE)}
+    references = [row(GROUND_TRUTH, gt_dir), row(GREYSCALE_INPUT, input_dir)]
+    metrics_file, references_file = write_evaluation(folder, record, references)
+    return {**record, "metrics_file": str(metrics_file), "references_file": str(references_file)}
 
 
 # ---------------------------------------------------------------- outside methods
@@ -601,16 +525,6 @@ def default_folders_output(pred_dir: Path) -> Path:
     return pred_dir.resolve().parent / f"metrics_{safe_name(pred_dir.resolve().name)}.json"
 
 
-def is_folders_result(path: Path) -> bool:
-    """Whether ``path`` is a metrics file as :func:`evaluate_folders` writes it: a result row
-    (:func:`result_record`) without a run."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(record, dict) and set(record) >= RESULT_KEYS and record["run"] is None
-
-
 def check_folders_output(out: Path, pred_dir: Path, gt_dir: Path) -> None:
     """Refuse an ``out`` that would replace anything but an earlier result of the same kind: a
     path inside the evaluated folders (it would overwrite an image, or be scored as one next
@@ -634,14 +548,15 @@ def check_folders_output(out: Path, pred_dir: Path, gt_dir: Path) -> None:
 
 def gt_folder_origin(gt_dir: Path) -> dict | None:
     """When ``gt_dir`` is an evaluation's gt/ folder: its references.json ground-truth row."""
-    references = gt_dir.resolve().parent / REFERENCES_FILE
-    if gt_dir.resolve().name != GT_SUBDIR or not references.is_file():
+    return ground_truth_row(gt_dir) if gt_dir.resolve().name == GT_SUBDIR else None
+
+
+def origin_metrics(origin: dict | None) -> list[str] | None:
+    """The metrics the evaluation behind a gt/ folder computed (or found n/a): an outside method
+    scored against it gets the same columns (efficientnet_fd too) without repeating --metrics."""
+    if origin is None:
         return None
-    try:
-        rows = json.loads(references.read_text()).get("rows") or []
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return next((r for r in rows if isinstance(r, dict) and r.get("approach") == GROUND_TRUTH), None)
+    return sorted(recorded_metrics(origin)) or None
 
 
 def evaluate_folders(
@@ -657,13 +572,15 @@ def evaluate_folders(
 
     Images must have their ground truth's size (the protocol is fixed: nothing is resized). When
     ``gt_dir`` is the gt/ folder of a gan-colorize evaluation, the result takes that evaluation's
-    dataset name and protocol, so the report puts the outside method beside the runs. Writes
+    dataset name, protocol and (``metrics`` None) metrics, so the report puts the outside method
+    beside the runs with the same columns. Writes
     ``out`` (default :func:`default_folders_output`); returns its content plus ``metrics_file``.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     approach = plain_name(approach or pred_dir.resolve().name, "approach")
     device = check_device(device)
-    names = metric_names(metrics)
+    origin = gt_folder_origin(gt_dir)
+    names = metric_names(metrics if metrics is not None else origin_metrics(origin))
     out = Path(out) if out else default_folders_output(pred_dir)
     check_folders_output(out, pred_dir, gt_dir)  # before minutes of scoring
     pred_files, gt_files = list_images(pred_dir), list_images(gt_dir)
@@ -671,8 +588,6 @@ def evaluate_folders(
     pairs = [(pred_files[s], gt_files[s]) for s in stems]
     check_sizes(pairs)
     results, missing, details = score_pairs(pairs, names, device, batch_size)
-
-    origin = gt_folder_origin(gt_dir)
     input_dir = gt_dir.resolve().parent / INPUT_SUBDIR if origin else None
     ad_hoc_name = f"{safe_name(gt_dir.resolve().name)}_{path_hash(str(gt_dir))}"  # /a/gt and /b/gt differ
     record = result_record(

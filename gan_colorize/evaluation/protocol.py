@@ -23,7 +23,7 @@ Reference rows: "ground truth" (prediction = ground truth: the best a metric can
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ from gan_colorize.color.lab import lab_norm_to_rgb, to_uint8, uint8_to_lab_norm
 from gan_colorize.config import ConfigError, read_yaml
 from gan_colorize.registry import closest
 from gan_colorize.rundir import UnsafeNameError, check_name
+from gan_colorize.schema import check_keys, key_names, read_dataclass
 
 PROTOCOL_VERSION = 1
 DEFAULT_SIZE = 256  # Zhang et al. 2016 and pix2pix evaluate 256 x 256 crops
@@ -164,7 +165,7 @@ class EvalSet:
     path: Path | None = None  # the file it was read from
 
 
-_EVAL_SET_KEYS = [f.name for f in fields(EvalSet) if f.name != "path"]
+_EVAL_SET_KEYS = key_names(EvalSet)
 
 
 def eval_set_dirs() -> list[Path]:
@@ -196,7 +197,8 @@ def find_eval_set(name_or_path: str | Path) -> Path:
 
 
 def load_eval_set(name_or_path: str | Path) -> EvalSet:
-    """Read and check an evaluation set; unknown keys are errors that suggest the closest key."""
+    """Read and check an evaluation set (``gan_colorize.schema``: unknown keys are errors that
+    suggest the closest key, values are type-checked), then its ranges."""
     path = find_eval_set(name_or_path)
     try:
         raw = read_yaml(path)
@@ -204,42 +206,31 @@ def load_eval_set(name_or_path: str | Path) -> EvalSet:
         raise EvalSetError(str(exc)) from None
     if not isinstance(raw, dict):
         raise EvalSetError(f"{path}: expected a mapping with keys {', '.join(_EVAL_SET_KEYS)}")
-    for key in raw:
-        if key not in _EVAL_SET_KEYS:
-            raise EvalSetError(
-                f"{path}: unknown key {key!r}{closest(str(key), _EVAL_SET_KEYS)}; "
-                f"valid: {', '.join(_EVAL_SET_KEYS)}"
-            )
     raw.setdefault("name", path.stem)
     if not raw.get("data") or not isinstance(raw["data"], str):
+        check_keys(raw, _EVAL_SET_KEYS, str(path), EvalSetError)  # a misspelt 'data' says so first
         raise EvalSetError(f"{path}: 'data' must name an image folder or builtin:skimage")
+    if isinstance(raw.get("metrics"), str):
+        raw["metrics"] = [m.strip() for m in raw["metrics"].split(",") if m.strip()]
+    eval_set = read_dataclass(EvalSet, raw, str(path), EvalSetError)
+    eval_set.path = path
+    check_eval_set(eval_set)
+    return eval_set
+
+
+def check_eval_set(es: EvalSet) -> None:
+    """What the types do not say: a plain folder name, a fraction in (0, 1) of a folder, sizes."""
+    where = es.path or es.name
     try:  # results go to RUN/eval/<name>/: '..' would write (and a rerun clear) the run's root
-        check_name(raw["name"], "'name' (the RUN/eval/<name> folder)")
+        check_name(es.name, "'name' (the RUN/eval/<name> folder)")
     except UnsafeNameError as exc:
-        raise EvalSetError(f"{path}: {exc}") from None
-    _check_type(path, raw, "size", int)
-    _check_type(path, raw, "batch_size", int)
-    _check_type(path, raw, "notes", str)
-    fraction = raw.get("eval_fraction")
-    if fraction is not None:
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-            raise EvalSetError(f"{path}: 'eval_fraction' must be a number between 0 and 1, got {fraction!r}")
-        if raw["data"] == "builtin:skimage":
-            raise EvalSetError(
-                f"{path}: 'eval_fraction' applies to folders; builtin:skimage always holds out its own photo"
-            )
-        raw["eval_fraction"] = float(fraction)
-    metrics = raw.get("metrics")
-    if isinstance(metrics, str):
-        metrics = raw["metrics"] = [m.strip() for m in metrics.split(",") if m.strip()]
-    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
-        raise EvalSetError(f"{path}: 'metrics' must be a list of metric names, got {metrics!r}")
-    if raw.get("size", DEFAULT_SIZE) < 8 or raw.get("batch_size", DEFAULT_BATCH_SIZE) < 1:
-        raise EvalSetError(f"{path}: size >= 8 and batch_size >= 1 are required")
-    return EvalSet(**raw, path=path)
-
-
-def _check_type(path: Path, raw: dict, key: str, tp: type) -> None:
-    value = raw.get(key)
-    if value is not None and (not isinstance(value, tp) or isinstance(value, bool)):
-        raise EvalSetError(f"{path}: {key!r} must be {tp.__name__}, got {value!r}")
+        raise EvalSetError(f"{where}: {exc}") from None
+    fraction = es.eval_fraction
+    if fraction is not None and not 0 < fraction < 1:
+        raise EvalSetError(f"{where}: 'eval_fraction' must be a number between 0 and 1, got {fraction!r}")
+    if fraction is not None and es.data == "builtin:skimage":
+        raise EvalSetError(
+            f"{where}: 'eval_fraction' applies to folders; builtin:skimage always holds out its own photo"
+        )
+    if es.size < 8 or es.batch_size < 1:
+        raise EvalSetError(f"{where}: size >= 8 and batch_size >= 1 are required")

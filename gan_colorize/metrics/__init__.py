@@ -29,6 +29,7 @@ The modules, one per family of metrics:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -57,12 +58,38 @@ class MetricNotApplicableError(ValueError):
         return f"n/a (needs {self.needs})"
 
 
+@dataclass(frozen=True)
+class Display:
+    """How a report shows one number a metric computes: a metric declares these facts itself, so a
+    new metric renders without the report being edited.
+
+    ``better``: "higher", "lower", "zero" (closest to 0) or None (shown, not ranked). ``note``: the
+    column's footnote, said once below the table. ``order``: where the column goes (lower first).
+    ``axis``: the axis of the perception-distortion plot the number may stand on ("distortion":
+    against the ground truth pixel by pixel; "perception": how real the set of images looks), with
+    ``axis_rank`` the preference among those present (0 first). ``show_n``: say on how many images
+    (a value biased by n, as FID).
+    """
+
+    key: str
+    label: str
+    digits: int = 2
+    better: str | None = None
+    note: str = ""
+    order: int = 100
+    axis: str | None = None
+    axis_rank: int = 9
+    show_n: bool = False
+
+
 class Metric:
     """The interface every registered metric follows (subclass it, or match it).
 
     ``higher_is_better`` refers to the ``primary`` key of :meth:`compute`'s dict (colorfulness
     returns three numbers; its ranking key is ``delta_cf``). ``standard = False`` marks a metric
-    that reports must label non-standard (not comparable with published numbers).
+    that reports must label non-standard (not comparable with published numbers). ``display``:
+    how reports show the numbers of :meth:`compute` (:class:`Display`); empty: the primary key,
+    labelled with the name, ranked by ``higher_is_better``, footnoted with the ``description``.
     """
 
     name: ClassVar[str] = ""
@@ -71,6 +98,14 @@ class Metric:
     needs_weights: ClassVar[bool] = False
     standard: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    display: ClassVar[tuple[Display, ...]] = ()
+
+    @classmethod
+    def displays(cls) -> tuple[Display, ...]:
+        if cls.display:
+            return cls.display
+        better = "higher" if cls.higher_is_better else "lower"
+        return (Display(cls.primary or cls.name, cls.name, better=better, note=cls.description),)
 
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -179,6 +214,7 @@ from gan_colorize.metrics import (  # noqa: E402
 
 __all__ = [
     "DEFAULT_METRICS",
+    "Display",
     "Metric",
     "MetricNotApplicableError",
     "MissingWeightsError",

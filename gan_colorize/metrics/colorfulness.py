@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from gan_colorize.metrics import Metric
+from gan_colorize.metrics import Display, Metric
 from gan_colorize.registry import METRICS
 
 VARIANTS = ("paper", "abs")
@@ -57,6 +57,15 @@ class Colorfulness(Metric):
         "Colourfulness M3 (Hasler & Suesstrunk 2003) on sRGB 0-255, mean over images: cf (predictions), "
         "cf_gt (ground truth), delta_cf = |cf - cf_gt| (DDColor's delta CF; lower is better)"
     )
+    display = (
+        # CF alone is not ranked: more colour is not better, closeness to the ground truth's is (ΔCF)
+        Display(
+            "cf", "CF", digits=1, order=10,
+            note="CF: the colourfulness M3 of Hasler & Süsstrunk (2003), not ranked itself: ΔCF, its "
+            "difference to the ground truth's, is",
+        ),
+        Display("delta_cf", "ΔCF", digits=1, better="zero", order=11, axis="perception", axis_rank=8),
+    )  # fmt: skip
 
     def __init__(self, device: str | torch.device = "cpu", variant: str = "paper"):
         super().__init__(device)

@@ -30,6 +30,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from gan_colorize.metrics import Display
 from gan_colorize.metrics.frechet import NetworkFrechetMetric
 from gan_colorize.models.efficientnet_lite import (
     FEATURE_DIM,
@@ -74,10 +75,12 @@ class EfficientNetFD(LiteFD):
     name = "efficientnet_fd"
     primary = "efficientnet_fd"
     variant = lite_variant("lite0")
-    # the perceptual-loss / encoder name of the network whose features it compares (report.py marks
+    # the perceptual-loss / encoder name of the network whose features it compares (report/table.py marks
     # the rows of models trained with it)
     feature_network = "efficientnet_lite0"
     description = lite_description(variant)
+    display = (Display("efficientnet_fd", "EffNet-FD", better="lower", order=70, note=description,
+                       axis="perception", axis_rank=2),)  # fmt: skip
     extractor_tag = "efficientnet_fd:lite0-pool:224-bilinear-aa:tf127-128"
 
 
@@ -88,4 +91,6 @@ class EfficientNetLite2FD(LiteFD):
     variant = lite_variant("lite2")
     feature_network = "efficientnet_lite2"
     description = lite_description(variant)
+    display = (Display("efficientnet_lite2_fd", "EffNet-L2-FD", better="lower", order=71, note=description,
+                       axis="perception", axis_rank=1),)  # fmt: skip
     extractor_tag = "efficientnet_lite2_fd:lite2-pool:260-bilinear-aa:tf127-128"

@@ -26,6 +26,7 @@ import numpy as np
 import pytorch_fid
 import torch
 
+from gan_colorize.metrics import Display
 from gan_colorize.metrics.frechet import NetworkFrechetMetric
 from gan_colorize.registry import METRICS
 from gan_colorize.weights import INCEPTION_FID, UnreadableWeightsError, find_weights
@@ -65,6 +66,14 @@ class FID(NetworkFrechetMetric):
         "to 299) between predictions and ground truth; lower is better; biased upward for n < 2048, compare "
         "at equal n (fid_n)"
     )
+    display = (
+        Display(
+            "fid", "FID", digits=1, better="lower", order=20, axis="perception", axis_rank=0, show_n=True,
+            note="FID is biased upwards on few images (Chong & Forsyth, CVPR 2020, 'Effectively Unbiased "
+            "FID'): compare FID only between rows with the same n, and read FID on fewer than a few "
+            "thousand images as indicative",
+        ),
+    )  # fmt: skip
 
     # pytorch-fid's network code (blocks, resize) can change between releases: its version is part
     # of the cache key, so an upgrade recomputes the cached ground-truth features

@@ -32,7 +32,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from gan_colorize.color.lab import rgb_to_lab
-from gan_colorize.metrics import Metric
+from gan_colorize.metrics import Display, Metric
 from gan_colorize.registry import METRICS
 
 PSNR_CAP_DB = 100.0
@@ -91,6 +91,7 @@ class PSNR(Metric):
         f"PSNR in dB on sRGB uint8 (skimage, data_range=255), mean over images; identical pairs capped "
         f"at {PSNR_CAP_DB:g} dB (count in psnr_n_capped)"
     )
+    display = (Display("psnr", "PSNR", digits=2, better="higher", order=40, axis="distortion", axis_rank=0),)
 
     def __init__(self, device: str | torch.device = "cpu", cap_db: float = PSNR_CAP_DB):
         super().__init__(device)
@@ -122,6 +123,7 @@ class SSIM(Metric):
         "SSIM on sRGB uint8 (skimage structural_similarity, data_range=255, 7x7 uniform window, "
         "mean over channels), mean over images; 1 = identical"
     )
+    display = (Display("ssim", "SSIM", digits=3, better="higher", order=50, axis="distortion", axis_rank=2),)
 
     def __init__(self, device: str | torch.device = "cpu"):
         super().__init__(device)
@@ -153,6 +155,8 @@ class AuC(Metric):
         "AuC (Zhang et al. 2016 raw accuracy): area under the fraction of pixels with ab error <= t, "
         f"t = 0..{AUC_MAX_THRESHOLD}, in % (mean over the integer thresholds; pixels pooled)"
     )
+    # in % as in Zhang et al. 2016's table
+    display = (Display("auc", "AuC (%)", digits=2, better="higher", order=60),)
 
     def __init__(self, device: str | torch.device = "cpu"):
         super().__init__(device)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from gan_colorize.metrics import Metric, MetricNotApplicableError
+from gan_colorize.metrics import Display, Metric, MetricNotApplicableError
 from gan_colorize.models.pretrained import build_lpips
 from gan_colorize.registry import METRICS
 
@@ -39,6 +39,7 @@ class LPIPS(Metric):
         "LPIPS v0.1, AlexNet trunk (lpips package, Zhang et al. 2018), inputs in [-1, 1], mean over images; "
         "0 = identical, lower is better"
     )
+    display = (Display("lpips", "LPIPS", digits=3, better="lower", order=30, axis="distortion", axis_rank=1),)
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None):
         super().__init__(device)

@@ -466,3 +466,27 @@ def test_an_outside_method_gets_the_metrics_of_the_evaluation_behind_its_gt(
     assert result["dataset"] == evaluated["dataset"]
     # an explicit list still wins
     assert recorded_metrics(evaluate_folders(outside, gt, ["psnr"], out=tmp_path / "o2.json")) == {"psnr"}
+
+
+@pytest.mark.parametrize("linked", ["set", "predictions"])
+def test_evaluation_never_clears_through_a_link_the_run_folder_carries(linked, run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    custom = tmp_path / "linked_set.yaml"
+    custom.write_text(f"name: linked_set\ndata: builtin:skimage\nsize: {SIZE}\nmetrics: [psnr]\n")
+    victim = tmp_path / "victim"
+    (victim / "predictions").mkdir(parents=True)
+    (victim / "predictions" / "precious.txt").write_text("keep me")
+    folder = RunDir(run).eval_dir("linked_set")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if linked == "set":
+        folder.symlink_to(victim)
+    else:
+        folder.mkdir()
+        (folder / "predictions").symlink_to(victim / "predictions")
+    with pytest.raises(EvaluationError, match="symbolic link or not a folder"):
+        evaluate_run(run, eval_set=custom)
+    assert (victim / "predictions" / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in victim.rglob("*")) == ["precious.txt", "predictions"]

@@ -131,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         results = evaluate_all(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, BadImageError) as exc:
-        # EvaluationError, EvalSetError, ConfigError, RegistryError (unknown metric) are ValueErrors
+    except (ValueError, OSError, BadImageError) as exc:
+        # EvaluationError, EvalSetError, ConfigError, RegistryError (unknown metric) are ValueErrors;
+        # OSError: a file or folder that cannot be read (missing, a permission, not a folder)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print_results(results)

@@ -65,12 +65,22 @@ def _walk(root: Path) -> tuple[list[Path], dict[str, int]]:
             raise UnlistableFolderError(f"cannot list folder {folder}: {exc.strerror or exc}") from None
         seen.add((stat.st_dev, stat.st_ino))
         folders[folder.relative_to(root).as_posix()] = stat.st_mtime_ns
-        subfolders = [e for e in entries if not e.name.startswith(".") and e.is_dir()]
+        subfolders = [e for e in entries if not e.name.startswith(".") and _is_folder(e)]
         real.extend(Path(e.path) for e in reversed(subfolders) if not e.is_symlink())
         links.extend(Path(e.path) for e in reversed(subfolders) if e.is_symlink())
         files.extend(Path(e.path) for e in entries if is_image_name(e.name) and _is_readable_kind(e))
     files.sort(key=lambda p: p.relative_to(root).as_posix())
     return files, folders
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder to descend into; an entry whose type cannot even be read (a link into /proc that
+    may not be followed) is not one, and is left out with a warning rather than ending the walk."""
+    try:
+        return entry.is_dir()
+    except OSError as exc:
+        log.warning("skipping %s: %s", entry.path, exc.strerror or exc)
+        return False
 
 
 def _is_readable_kind(entry: os.DirEntry) -> bool:

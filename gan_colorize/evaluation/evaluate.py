@@ -313,6 +313,18 @@ def default_dataset_name(source: ImageSource, size: int) -> str:
     return f"{safe_name(source.data)}{holdout}_{path_hash(source.data)}_{size}px"
 
 
+def check_own_folder(folder: Path, root: Path) -> None:
+    """``folder`` (RUN/eval/<dataset>) and what evaluation clears in it are real folders inside the
+    run, not links: a run folder from elsewhere could link them anywhere, and clearing follows."""
+    parts = [root / "eval", folder] + [folder / sub for sub in (PRED_SUBDIR, GT_SUBDIR, INPUT_SUBDIR)]
+    for path in parts:
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise EvaluationError(
+                f"{path} is a symbolic link or not a folder: evaluation writes and clears only folders "
+                "of the run's own (remove it if the run folder is yours)"
+            )
+
+
 def clear_eval_dir(folder: Path) -> None:
     """Remove what a previous evaluation wrote here (and only that), result files first."""
     remove_evaluation(folder)
@@ -442,6 +454,7 @@ def evaluate_run(
     log.info("evaluating %s on %s (%d px) into %s", run.root, target.dataset, target.size, folder)
 
     images = open_images(target.source, target.size)
+    check_own_folder(folder, run.root)
     clear_eval_dir(folder)
     try:
         files = write_eval_images(loaded.module, images, folder, batch_size, temperature, loaded.path)

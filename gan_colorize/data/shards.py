@@ -294,18 +294,10 @@ class ShardDataset:
         if seed != self.seed:
             self.seed = seed  # one seed orders the shards and draws the crops
         stream = _SlotBatches(self, batch_size, rank, world_size, start_batch, workers)
-        from gan_colorize.training.stream import ignore_stop_signals
+        from gan_colorize.training.stream import loader_options
 
-        loader = DataLoader(
-            stream,
-            batch_size=None,  # each worker yields whole batches of its own slot
-            num_workers=workers,
-            pin_memory=pin_memory,
-            persistent_workers=workers > 0,
-            prefetch_factor=4 if workers > 0 else None,
-            generator=torch.Generator(),
-            worker_init_fn=ignore_stop_signals if workers > 0 else None,
-        )
+        # batch_size None: each worker yields whole batches of its own slot
+        loader = DataLoader(stream, batch_size=None, **loader_options(workers, pin_memory))
         return iter(loader)
 
 

@@ -154,3 +154,38 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
     if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
         raise ValueError(f"{file}: not a state dict (a mapping of names to tensors)")
     return payload, file
+
+
+class FrozenEncoderMixin:
+    """For a generator whose ``self.encoder`` starts from pretrained weights: what the training loop
+    calls to keep it frozen for ``model.freeze_encoder_steps`` and give it a learning rate of its
+    own (``encoder_parameters``). Set ``self.encoder_frozen = False`` in ``__init__``."""
+
+    encoder: nn.Module
+    encoder_frozen: bool
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def set_encoder_frozen(self, frozen: bool, stop_gradients: bool = True) -> None:
+        """Freeze (or release) the encoder: its BatchNorms use their running statistics.
+
+        ``stop_gradients`` also sets ``requires_grad=False`` on its parameters (saves the backward
+        through them). Under DistributedDataParallel pass ``False``: its reducer expects a gradient
+        for every parameter it registered, so keep them at learning rate 0 instead.
+        """
+        self.encoder_frozen = frozen
+        if stop_gradients:
+            for p in self.encoder.parameters():
+                p.requires_grad_(not frozen)
+        self._set_encoder_norm_mode()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._set_encoder_norm_mode()  # model.train() must not wake a frozen encoder's BatchNorms
+        return self
+
+    def _set_encoder_norm_mode(self) -> None:
+        for m in self.encoder.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train(self.training and not self.encoder_frozen)

@@ -56,7 +56,7 @@ from gan_colorize.models.efficientnet_lite import (
     lite_weights_file,
     tf_lite_input,
 )
-from gan_colorize.models.init import init_pix2pix, load_by_name
+from gan_colorize.models.init import FrozenEncoderMixin, init_pix2pix, load_by_name
 from gan_colorize.models.io import pad_to_multiple, read_generator_file
 from gan_colorize.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from gan_colorize.models.unet import NORMS, UPSAMPLES
@@ -164,7 +164,7 @@ ENCODERS: dict[str, Callable[[], ResNetEncoder | LiteEncoder]] = {
 
 # ---------------------------------------------------------------- the generator
 @GENERATORS.register("unet_backbone")
-class UNetBackbone(nn.Module):
+class UNetBackbone(FrozenEncoderMixin, nn.Module):
     """L_norm (N,1,H,W) -> ab_norm (N,2,H,W) through tanh (``output: ab``), or 313 bin logits
     (N,313,H/4,W/4) (``output: bins``), from a U-Net on a pretrained classification encoder.
 
@@ -260,29 +260,3 @@ class UNetBackbone(nn.Module):
         report = load_by_name(self, state, str(file), require_complete=True)
         log.info("unet_backbone.init_from %s: copied %d tensors", file, len(report.loaded))
         return report.loaded
-
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return list(self.encoder.parameters())
-
-    def set_encoder_frozen(self, frozen: bool, stop_gradients: bool = True) -> None:
-        """Freeze (or release) the pretrained encoder: its BatchNorms use their running statistics.
-
-        ``stop_gradients`` also sets ``requires_grad=False`` on its parameters (saves the backward
-        through them). Under DistributedDataParallel pass ``False``: its reducer expects a gradient
-        for every parameter it registered, so keep them at learning rate 0 instead.
-        """
-        self.encoder_frozen = frozen
-        if stop_gradients:
-            for p in self.encoder.parameters():
-                p.requires_grad_(not frozen)
-        self._set_encoder_norm_mode()
-
-    def train(self, mode: bool = True) -> UNetBackbone:
-        super().train(mode)
-        self._set_encoder_norm_mode()  # model.train() must not wake a frozen encoder's BatchNorms
-        return self
-
-    def _set_encoder_norm_mode(self) -> None:
-        for m in self.encoder.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train(self.training and not self.encoder_frozen)

@@ -35,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_colorize.models.init import LoadReport, init_pix2pix, load_by_name, read_state_dict
+from gan_colorize.models.init import (
+    FrozenEncoderMixin,
+    LoadReport,
+    init_pix2pix,
+    load_by_name,
+    read_state_dict,
+)
 from gan_colorize.models.io import pad_to_multiple
 from gan_colorize.models.unet import NORMS, UPSAMPLES, conv_bias, norm_layer, upsampling_conv
 from gan_colorize.registry import GENERATORS
@@ -253,7 +259,7 @@ class DecoderStage(nn.Module):
 
 
 @GENERATORS.register("unet_zhang")
-class UNetZhang(nn.Module):
+class UNetZhang(FrozenEncoderMixin, nn.Module):
     """A U-Net whose encoder is the Zhang et al. trunk: L_norm (N,1,H,W) -> ab_norm (N,2,H,W), tanh.
 
     ``encoder`` holds model1 ... model{encoder_blocks} under their released names
@@ -346,29 +352,3 @@ class UNetZhang(nn.Module):
             ", ".join(report.loaded),
         )
         return report.loaded
-
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return list(self.encoder.parameters())
-
-    def set_encoder_frozen(self, frozen: bool, stop_gradients: bool = True) -> None:
-        """Freeze (or release) the copied encoder: its BatchNorms use their running statistics.
-
-        ``stop_gradients`` also sets ``requires_grad=False`` on its parameters (saves the backward
-        through them). Under DistributedDataParallel pass ``False``: its reducer expects a gradient
-        for every parameter it registered, so keep them at learning rate 0 instead.
-        """
-        self.encoder_frozen = frozen
-        if stop_gradients:
-            for p in self.encoder.parameters():
-                p.requires_grad_(not frozen)
-        self._set_encoder_norm_mode()
-
-    def train(self, mode: bool = True) -> UNetZhang:
-        super().train(mode)
-        self._set_encoder_norm_mode()  # model.train() must not wake a frozen encoder's BatchNorms
-        return self
-
-    def _set_encoder_norm_mode(self) -> None:
-        for m in self.encoder.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train(self.training and not self.encoder_frozen)

@@ -73,19 +73,22 @@ def ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def make_loader(dataset, sampler: StreamBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+def loader_options(workers: int, pin_memory: bool) -> dict:
+    """The DataLoader settings of every training stream (indexed or shards)."""
     # A private generator: creating the iterator must not draw from the global torch RNG, or a
     # resumed run's dropout masks would differ from the uninterrupted run's.
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator(),
-        worker_init_fn=ignore_stop_signals if workers > 0 else None,
-    )
+    return {
+        "num_workers": workers,
+        "pin_memory": pin_memory,
+        "persistent_workers": workers > 0,
+        "prefetch_factor": 4 if workers > 0 else None,
+        "generator": torch.Generator(),
+        "worker_init_fn": ignore_stop_signals if workers > 0 else None,
+    }
+
+
+def make_loader(dataset, sampler: StreamBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, **loader_options(workers, pin_memory))
 
 
 def train_batches(

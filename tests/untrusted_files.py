@@ -81,7 +81,9 @@ def pickle_with_code(path: Path, marker: Path) -> None:
 
 def generator_naming(code: str):
     def write(path: Path, marker: Path) -> None:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # a real generator file of the run (its latest checkpoint's when ``path`` is a new file)
+        source = path if path.exists() else max(path.parent.glob(f"checkpoints/step_*/{GENERATOR_FILE}"))
+        payload = torch.load(source, map_location="cpu", weights_only=True)
         if code == "os:system":
             payload["config"]["model"]["generator"] = {"type": code, "command": f"touch {marker}"}
         else:
@@ -125,6 +127,16 @@ def cases(run: Path) -> list[Case]:
         if path.name == GENERATOR_FILE:
             for code in ("os:system", "subprocess:Popen"):
                 found.append(Case(f"{rel} (config names {code})", str(rel), generator_naming(code)))
+    # files no training writes, which a run folder from elsewhere may carry: a generator.pt at the
+    # root of the run (commands take a run folder through its latest checkpoint, never this one)
+    for code in ("os:system", "subprocess:Popen"):
+        found.append(
+            Case(
+                f"{GENERATOR_FILE} at the run's root (config names {code})",
+                GENERATOR_FILE,
+                generator_naming(code),
+            )
+        )
     return found
 
 

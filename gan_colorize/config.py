@@ -69,8 +69,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    generator: dict = field(default_factory=lambda: {"type": "unet"})
-    discriminator: dict | None = field(default_factory=lambda: {"type": "patchgan"})  # gan objective only
+    # component specs: {type: NAME, ...arguments}, or a bare NAME for the defaults (read as {type: NAME})
+    generator: dict | str = field(default_factory=lambda: {"type": "unet"})
+    discriminator: dict | str | None = field(default_factory=lambda: {"type": "patchgan"})  # gan only
     init_from: str | None = None  # generator init: a released eccv16 file or a run's checkpoint
     freeze_encoder_steps: int = 0  # keep the initialised encoder frozen for the first N steps
     encoder_lr_scale: float = (
@@ -84,12 +85,12 @@ class LossConfig:
     regression: str = "l1"  # l1 | l2 (regression objective, and the reconstruction term of gan)
     # gan: the adversarial loss (ADVERSARIAL_LOSSES: vanilla | lsgan | hinge | wgan |
     # relativistic_average, or module:Class) and D's regularizers (REGULARIZERS: r1, gradient_penalty)
-    adversarial: dict = field(default_factory=lambda: {"type": "vanilla"})
-    regularizers: list[dict] = field(default_factory=list)  # e.g. [{type: r1, gamma: 1, interval: 16}]
+    adversarial: dict | str = field(default_factory=lambda: {"type": "vanilla"})
+    regularizers: list[dict | str] = field(default_factory=list)  # e.g. [{type: r1, gamma: 1, interval: 16}]
     lambda_l1: float = 100.0  # pix2pix's default
     lambda_adv: float = 1.0
     lambda_perc: float = 0.0
-    perceptual: dict | None = None  # e.g. {type: vgg16, layers: [...], weights: path}
+    perceptual: dict | str | None = None  # e.g. {type: vgg16, layers: [...], weights: path}
     # classification objective (Zhang et al. 2016, sec. 3.1-3.2)
     prior: str = "train"  # train: computed from the training set; imagenet: the paper's prior
     prior_samples: int = 512  # crops read to estimate the training-set prior
@@ -157,6 +158,7 @@ class Config:
     def validate(self) -> Config:
         """The schema's own checks (values, ranges); no component is looked up, nothing imported:
         also run on configs read from checkpoints. :func:`check_components` does the rest."""
+        self._expand_bare_names()
         _one_of("loss.regression", self.loss.regression, ("l1", "l2"))
         _one_of("loss.prior", self.loss.prior, ("train", "imagenet"))
         _one_of("data.crop", self.data.crop, ("random_resized", "random"))
@@ -211,6 +213,14 @@ class Config:
             _in_range(f"loss.{name}", getattr(lo, name), 0.0, math.inf)
         if lo.temperature == 0 or lo.soft_sigma == 0:
             raise ConfigError("loss.temperature and loss.soft_sigma must be positive")
+
+    def _expand_bare_names(self) -> None:
+        """``hinge`` for ``{type: hinge}``: every spec is a dict from here on (and in config.yaml)."""
+        spec = lambda value: {"type": value} if isinstance(value, str) else value  # noqa: E731
+        m, lo = self.model, self.loss
+        m.generator, m.discriminator = spec(m.generator), spec(m.discriminator)
+        lo.perceptual, lo.adversarial = spec(lo.perceptual), spec(lo.adversarial)
+        lo.regularizers = [spec(r) for r in lo.regularizers]
 
     def component_specs(self) -> list[tuple[str, dict]]:
         """(config key, spec) of every component spec that is set (not the objective, a bare name)."""
@@ -387,7 +397,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return check_components(from_dict(apply_overrides(data, overrides or [])))
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+        where = f"{path}{' with the --set overrides' if overrides else ''}"
+        raise ConfigError(f"{where}: {exc}" if path else str(exc)) from None
 
 
 def save_config(config: Config, path: str | Path) -> None:

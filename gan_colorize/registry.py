@@ -53,7 +53,11 @@ def import_by_path(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RegistryError(f"cannot import module {module_name!r} for {path!r}: {exc}") from exc
+        hint = " (is its folder on the Python path? e.g. PYTHONPATH=. for a file in the current folder)"
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]
+        raise RegistryError(
+            f"cannot import module {module_name!r} for {path!r}: {exc}{hint if missing else ''}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:

@@ -157,3 +157,35 @@ def test_one_set_flag_takes_several_overrides():
     assert args.overrides == ["train.steps=3", "train.lr_g=0.1", "data.size=32"]
     args = build_parser().parse_args(["experiment", "s.yaml", "--set", "train.steps=3", "data.size=32"])
     assert args.overrides == ["train.steps=3", "data.size=32"]
+
+
+def test_a_bare_component_name_reads_as_its_spec():
+    cfg = load_config(
+        None, ["loss.adversarial=hinge", "loss.regularizers=[r1]", "model.discriminator=pixelgan"]
+    )
+    assert cfg.loss.adversarial == {"type": "hinge"} and cfg.loss.regularizers == [{"type": "r1"}]
+    assert cfg.model.discriminator == {"type": "pixelgan"}
+    with pytest.raises(ConfigError, match=r"loss.adversarial: unknown adversarial loss 'hingee'"):
+        load_config(None, ["loss.adversarial=hingee"])
+
+
+def test_a_module_that_cannot_be_found_hints_at_the_python_path():
+    with pytest.raises(ConfigError, match=r"no_such_module_xyz.*PYTHONPATH=\."):
+        load_config(None, ["model.discriminator={type: no_such_module_xyz:D}"])
+
+
+def test_an_error_from_an_override_says_the_overrides_were_applied(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {steps: 10}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml with the --set overrides: train.warmup_l1_steps \(10\)"):
+        load_config(config, ["train.warmup_l1_steps=10"])
+
+
+def test_training_on_the_shipped_data_folder_that_is_missing_says_what_to_do(tmp_path, monkeypatch):
+    from gan_colorize.data import build_datasets
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=r"data/train does not exist .*put them there .*--set data.train=PATH"
+    ):
+        build_datasets(load_config(None, ["data.train=data/train"]).data)

@@ -131,7 +131,7 @@ def list_image_files(root: str | Path, cache: str | Path | None = None) -> list[
     if root.is_file():
         return [root] if is_image_name(root) else []
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise FileNotFoundError(missing_folder_message(root))
     if cache is not None:
         cached = _read_cache(Path(cache), root)
         if cached is not None:
@@ -146,6 +146,30 @@ def list_image_files(root: str | Path, cache: str | Path | None = None) -> list[
         }
         save_cache(Path(cache), payload)
     return files
+
+
+# where the shipped configs and eval sets look for the user's photos (README, "Data")
+SHIPPED_DATA = "data/train"
+
+
+def missing_folder_message(folder: str | Path) -> str:
+    """What a missing image folder means, where it was looked for and what to do about it."""
+    path = Path(folder).expanduser()
+    where = ""
+    if not path.is_absolute():  # the repository's convention, stated where it bites
+        where = (
+            f" (looked for in {Path.cwd()}: relative paths in eval sets and configs are read from "
+            "the current directory; run from the repository root or give an absolute path)"
+        )
+    todo = "put the images there or name another folder"
+    if path == Path(SHIPPED_DATA):
+        todo = (
+            f"the shipped configs and eval sets read your photos from {SHIPPED_DATA}: put them there "
+            "(any folder of images, searched recursively) or give another folder with "
+            "--set data.train=PATH (README, Data); configs/tiny/ and builtin:skimage train on "
+            "scikit-image's photos"
+        )
+    return f"image folder {folder} does not exist{where}; {todo}"
 
 
 def save_cache(path: Path, payload: dict) -> None:

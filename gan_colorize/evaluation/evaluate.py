@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gan_colorize.data.files import missing_folder_message
 from gan_colorize.evaluation.protocol import (
     DEFAULT_BATCH_SIZE,
     EvalSet,
@@ -270,10 +271,6 @@ def holdout_images(data_cfg, size: int):
     return build_datasets(replace(data_cfg, size=size))[1]
 
 
-# where the shipped configs and eval sets look for the user's photos (README, "Data")
-SHIPPED_DATA = "data/train"
-
-
 def resolve_data(data: str) -> str:
     """An image folder (or file) as an absolute path, for metrics.json's ``data_path``; builtin data
     as it is. A path that does not exist is an error that says where it was looked for and what
@@ -282,20 +279,7 @@ def resolve_data(data: str) -> str:
         return data
     path = Path(data).expanduser()
     if not path.exists():
-        where = ""
-        if not path.is_absolute():  # the repository's convention, stated where it bites
-            where = (
-                f" (looked for in {Path.cwd()}: relative paths in eval sets and configs are read from "
-                "the current directory; run from the repository root or give an absolute path)"
-            )
-        todo = "put the images there or name another folder"
-        if path == Path(SHIPPED_DATA):
-            todo = (
-                f"the shipped configs and eval sets read your photos from {SHIPPED_DATA}: put them there "
-                "(any folder of images, searched recursively) or give another folder with "
-                "--set data.train=PATH (README, Data); builtin:skimage trains on scikit-image's photos"
-            )
-        raise EvaluationError(f"image folder {data} does not exist{where}; {todo}")
+        raise EvaluationError(missing_folder_message(data))
     return str(path.resolve())
 
 

@@ -107,7 +107,8 @@ def check_generator_fits(objective: Objective | type, generator: torch.nn.Module
         raise ConfigError(
             f"loss.objective {getattr(objective, 'registry_name', objective)!r} needs a generator with "
             f"output_kind {wanted!r}, but {name} has {kind!r} "
-            "(classification: zhang_eccv16; regression/gan: unet, unet_zhang, zhang_regression)"
+            "(classification: zhang_eccv16, unet_backbone with output: bins; regression/gan: unet, "
+            "unet_zhang, unet_backbone, zhang_regression)"
         )
 
 

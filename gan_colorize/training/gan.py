@@ -178,8 +178,8 @@ class GANObjective(Objective):
 
     def _generator_terms(self, phase: Phase, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         lcfg = self.cfg.loss
-        cached, self._fake = self._fake, None
-        fake = cached[1] if cached is not None and cached[0] == phase.batch else self.ctx.call["G"](batch.L)
+        fake = self._generate(phase, batch, keep=True)  # D's phase's forward of this batch, or a new one
+        self._fake = None  # used here: never carried into the next step
         terms = {self.recon_name: lcfg.lambda_l1 * self.recon(fake, batch.ab)}
         if self.perceptual is not None:
             fake_rgb = lab_norm_to_rgb(batch.L, fake)  # float32: the colour conversion stays exact

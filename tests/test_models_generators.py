@@ -492,5 +492,10 @@ def test_init_from_a_pickle_with_code_is_one_clean_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and "weights_only" not in err
     [line] = [line for line in err.splitlines() if line.startswith("error:")]
-    assert str(bad) in line
+    assert str(bad) in line and line.startswith("error: model.init_from: ")
     assert not marker.exists()
+    missing = tmp_path / "no_such_run"
+    steps = ["train.steps=1", "train.warmup_l1_steps=0"]
+    assert main([*argv, "--set", f"model.init_from={missing}", *steps]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: model.init_from: ") and str(missing) in line

@@ -252,14 +252,18 @@ class Trainer:
             if hasattr(G, "load_pretrained"):
                 G.load_pretrained()
             return
-        if hasattr(G, "init_from"):
-            G.init_from(path)
-        elif hasattr(G, "load_released"):
-            G.load_released(path)
-        else:
+        load = getattr(G, "init_from", None) or getattr(G, "load_released", None)
+        if load is None:
             raise ConfigError(
                 f"model.init_from is set but generator {type(G).__name__} cannot be initialised from a file"
             )
+        try:
+            load(path)
+        except (FileNotFoundError, ValueError) as exc:
+            if type(exc) not in (FileNotFoundError, ValueError):
+                raise  # a subclass carries its own fields and message
+            # the message names the file; the setting that named it is what the user edits
+            raise type(exc)(f"model.init_from: {exc}") from None
 
     def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         tcfg = self.cfg.train

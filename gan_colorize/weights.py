@@ -123,8 +123,14 @@ def find_weights(weights: KnownWeights, path: str | Path | None = None) -> Path:
 
 def load_state_dict(weights: KnownWeights, path: str | Path | None = None) -> dict:
     """Find and load a plain state dict (tensors only: ``weights_only=True``)."""
+    from gan_colorize.models.io import load_refusal
+
     file = find_weights(weights, path)
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated download, an HTML page saved as .pth, ...
-        raise UnreadableWeightsError(weights, file, str(exc)) from exc
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated download, an HTML page saved as .pth, a pickle with code ...
+        # load_refusal: the reason without torch's advice to retry with weights_only=False
+        raise UnreadableWeightsError(weights, file, load_refusal(exc)) from None
+    if not isinstance(state, dict):
+        raise UnreadableWeightsError(weights, file, f"it holds a {type(state).__name__}, not a state dict")
+    return state

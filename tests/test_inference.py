@@ -748,3 +748,18 @@ def test_colorize_writes_a_sheet_of_before_and_after_pairs(checkpoint, photo, tm
         == 2
     )
     assert file_hash(sources / "a.png") == before
+    # nor one of the colorized images this call writes (it replaced one, exit 0)
+    out = tmp_path / "o4"
+    assert run_colorize(sources, "--checkpoint", checkpoint, "--out", out, "--sheet", out / "a.png") == 2
+    assert "colorized outputs" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_panorama_row_of_the_sheet_is_capped_in_width(tmp_path):
+    from gan_colorize.inference.sheet import MAX_PANEL_WIDTH, write_sheet
+
+    strip, square = tmp_path / "strip.png", tmp_path / "square.png"
+    Image.new("RGB", (4000, 40), (90, 90, 90)).save(strip)
+    Image.new("RGB", (300, 300), (90, 90, 90)).save(square)
+    sheet = Image.open(write_sheet([(strip, strip), (square, square)], tmp_path / "sheet.png"))
+    # the strip's panels: 1024 x 10 (not 25,600 x 256); the square's: 256 x 256 as before
+    assert sheet.size == (2 * MAX_PANEL_WIDTH + 8, (10 + 18) + 8 + (256 + 18))

@@ -198,3 +198,35 @@ def test_init_from_copies_a_stage_one_generator(tmp_path):
         small("efficientnet_lite2").init_from(path)  # another encoder: shapes differ
     for key, tensor in before.items():
         assert torch.equal(stage_two.state_dict()[key], tensor), key
+
+
+def test_another_networks_file_under_the_name_is_refused(hub_checkpoints):
+    """A ResNet-34 file saved as resnet18-f37072fd.pth holds every ResNet-18 key with its shape
+    (and more blocks): loading by name took its first blocks and dropped the rest in silence."""
+    torch.save(
+        torchvision.models.resnet34(weights=None).state_dict(), hub_checkpoints / "resnet18-f37072fd.pth"
+    )
+    model = small()
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    with pytest.raises(ValueError, match=r"resnet18-f37072fd.pth: holds tensors .* layer1.2"):
+        model.load_pretrained()
+    assert_encoder_is(model, before)
+
+
+class PickledObject:
+    """Any class: a weights_only load refuses its GLOBAL (a class that ran code would be refused alike)."""
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ([1, 2, 3], "it holds a list, not a state dict"),
+        ({"conv1.weight": PickledObject()}, "holds a pickled object"),
+    ],
+)
+def test_a_weights_file_that_is_no_state_dict_is_one_clean_error(hub_checkpoints, content, reason):
+    torch.save(content, hub_checkpoints / "resnet18-f37072fd.pth")
+    with pytest.raises(MissingWeightsError) as info:
+        small().load_pretrained()
+    message = str(info.value)
+    assert reason in message and "resnet18-f37072fd.pth" in message and "weights_only" not in message

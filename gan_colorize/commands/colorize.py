@@ -68,7 +68,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def check_sheet_path(sheet: str | None, jobs, overwrite: bool) -> None:
-    """The sheet is an output like the others: never an input, an existing file only with --overwrite."""
+    """The sheet is an output like the others: never an input, never one of the colorized images
+    (it would replace one this call writes), an existing file only with --overwrite."""
     from gan_colorize.inference.batch import InputOverwriteError
 
     if not sheet:
@@ -76,7 +77,11 @@ def check_sheet_path(sheet: str | None, jobs, overwrite: bool) -> None:
     path = Path(sheet).resolve()
     if any(path == job.source.resolve() for job in jobs):
         raise InputOverwriteError(f"--sheet {sheet} is one of the inputs; inputs are never overwritten")
-    if path.is_dir() or (path.exists() and not overwrite):
+    if any(path == job.output.resolve() for job in jobs):
+        raise InputOverwriteError(f"--sheet {sheet} is one of the colorized outputs; choose another file")
+    if path.is_dir():
+        raise InputOverwriteError(f"--sheet {sheet} is a folder; give the PNG file to write")
+    if path.exists() and not overwrite:
         raise InputOverwriteError(f"--sheet {sheet} exists; choose another file or pass --overwrite")
 
 

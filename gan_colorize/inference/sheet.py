@@ -13,18 +13,20 @@ from gan_colorize.data.decode import open_image
 from gan_colorize.rundir import atomic_write
 
 ROW_HEIGHT = 256
+MAX_PANEL_WIDTH = 1024  # a panorama's panels shrink to this width (lower rows), so the sheet stays viewable
 GAP = 8
 LABEL = 18  # pixels of caption above each row
 
 
 def pair_row(source: Path, output: Path, height: int = ROW_HEIGHT) -> Image.Image:
-    """[grey input | colorized output] at ``height`` pixels, captioned with the file name."""
+    """[grey input | colorized output] at ``height`` pixels (lower for a panorama wider than
+    ``MAX_PANEL_WIDTH`` at that height), captioned with the file name."""
     before = ImageOps.grayscale(open_image(source).convert("RGB")).convert("RGB")
     after = open_image(output).convert("RGB")
-    scale = height / before.height
-    size = (max(1, round(before.width * scale)), height)
+    scale = min(height / before.height, MAX_PANEL_WIDTH / before.width)
+    size = (max(1, round(before.width * scale)), max(1, round(before.height * scale)))
     before, after = before.resize(size, Image.BICUBIC), after.resize(size, Image.BICUBIC)
-    row = Image.new("RGB", (2 * size[0] + GAP, height + LABEL), "white")
+    row = Image.new("RGB", (2 * size[0] + GAP, size[1] + LABEL), "white")
     row.paste(before, (0, LABEL))
     row.paste(after, (size[0] + GAP, LABEL))
     ImageDraw.Draw(row).text((2, 2), f"{source.name}: input | colorized", fill="black")

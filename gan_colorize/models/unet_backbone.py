@@ -92,6 +92,8 @@ class ResNetEncoder(nn.Module):
     """torchvision's ResNet without ``avgpool`` and ``fc``; its attributes keep torchvision's names,
     so the ImageNet file loads by key (``conv1.weight``, ``layer1.0.conv1.weight``, ...)."""
 
+    head = ("fc",)  # the file's classifier: in the file, not in the encoder
+
     def __init__(self, arch: str, default: KnownWeights, channels: tuple[int, ...]):
         super().__init__()
         net = getattr(torchvision.models, arch)(weights=None)  # random init, replaced by load_pretrained
@@ -129,6 +131,8 @@ class ResNetEncoder(nn.Module):
 class LiteEncoder(EfficientNetLite):
     """EfficientNet-Lite without its head: the file's names (``_conv_stem``, ``_blocks.I``) as they are;
     the taps are the last block before each stride-2 stage, and the last block."""
+
+    head = ("_conv_head", "_bn1", "_fc")  # the file's head: in the file, not in the encoder
 
     def __init__(self, variant: str):
         super().__init__(head=False, variant=variant)
@@ -239,6 +243,14 @@ class UNetBackbone(FrozenEncoderMixin, nn.Module):
         has better weights than ImageNet's.
         """
         state, file = self.encoder.read_weights(self.weights)
+        own = self.encoder.state_dict()
+        foreign = [k for k in state if k not in own and k.split(".")[0] not in self.encoder.head]
+        if foreign:  # e.g. ResNet-34's extra blocks in the ResNet-18 file's name: another network
+            raise ValueError(
+                f"{file}: holds tensors that the {self.encoder_name} encoder does not have "
+                f"({', '.join(foreign[:4])}{' ...' if len(foreign) > 4 else ''}): another network's "
+                "weights under this file name? Put the right file there"
+            )
         report = load_by_name(self.encoder, state, str(file), require_complete=True, prefix="encoder.")
         log.info("unet_backbone.load_pretrained: %s: copied %d encoder tensors", file, len(report.loaded))
         return report.loaded

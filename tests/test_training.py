@@ -639,6 +639,20 @@ def test_unfreezing_the_encoder_happens_once_also_across_a_resume(interrupt_at, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_resume_names_the_encoder_settings_that_switch_the_optimizer_layout(tmp_path):
+    """Hostile review of #13: freeze_encoder_steps 0 -> 6 on resume failed with torch's 'different
+    number of parameter groups'. Within one layout (2 -> 6) the new schedule takes effect."""
+    base = ["model.init_from=null", "train.checkpoint_every=100", "train.lr_schedule=constant"]
+    train(tiny("unet_zhang_gan", tmp_path / "a", *base, "train.steps=1", "model.freeze_encoder_steps=0"))
+    switched = tiny("unet_zhang_gan", tmp_path / "a", *base, "train.steps=2", "model.freeze_encoder_steps=6")
+    with pytest.raises(ConfigError, match=r"model.freeze_encoder_steps: 0 -> 6.*group of its own"):
+        train(switched, resume="latest")
+    train(tiny("unet_zhang_gan", tmp_path / "b", *base, "train.steps=1", "model.freeze_encoder_steps=2"))
+    later = tiny("unet_zhang_gan", tmp_path / "b", *base, "train.steps=3", "model.freeze_encoder_steps=3")
+    rows = train(later, resume="latest").read_metrics()
+    assert [r["lr/g_encoder"] for r in rows] == pytest.approx([0.0, 0.0, 1e-3])  # frozen until 3 now
+
+
 def test_a_frozen_encoder_keeps_its_weights_and_batchnorm_statistics(tmp_path):
     overrides = ["model.init_from=null", "model.freeze_encoder_steps=3", "train.steps=3", "train.ema_decay=0"]
     trainer = Trainer(tiny("unet_zhang_gan", tmp_path, *overrides))

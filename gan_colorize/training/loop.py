@@ -54,6 +54,8 @@ GENERATOR = "G"  # the loop's own network; an objective's networks have other na
 # settings a resumed run cannot take (the saved weights and optimizer states would not fit them),
 # besides those its objective names (Objective.fixed_on_resume)
 FIXED_ON_RESUME = ("model.generator", "loss.objective")
+# the settings that decide whether the generator's encoder is an optimizer group of its own
+ENCODER_SCHEDULE = ("model.freeze_encoder_steps", "model.encoder_lr_scale")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -138,6 +140,8 @@ class Trainer:
         if self.resume_from is not None:
             self._refuse_fixed_changes()
         G = GENERATORS.build(config.model.generator)
+        if self.resume_from is not None and hasattr(G, "encoder_parameters"):
+            self._refuse_encoder_layout_change()
         check_generator_fits(self.objective, G)
         self._init_generator(G)
 
@@ -233,6 +237,21 @@ class Trainer:
                 "trained for the saved setting; start a new run (model.init_from can start from its weights)"
             )
 
+    def _refuse_encoder_layout_change(self) -> None:
+        """The saved optimizer has the encoder in a group of its own, or not: a resume that would
+        switch that layout cannot load it (torch says only 'different number of parameter groups')."""
+        changes = _config_changes(self.run.config, self.cfg)
+        schedule = [c for c in changes if c.startswith(ENCODER_SCHEDULE)]
+        if schedule and _own_encoder_group(read_yaml(self.run.config)) != _own_encoder_group(
+            self.cfg.to_dict()
+        ):
+            raise ConfigError(
+                f"cannot resume {self.run.root} with {'; '.join(schedule)}: the encoder has a parameter "
+                "group of its own only when model.freeze_encoder_steps > 0 or model.encoder_lr_scale != 1, "
+                "and the saved optimizer has the other layout; change these only within one layout "
+                "(e.g. freeze_encoder_steps 2 -> 6), or start a new run from its weights (model.init_from)"
+            )
+
     def _configure_torch(self) -> None:
         if self.cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -277,9 +296,7 @@ class Trainer:
         learning rate), else one group. A frozen encoder is a group at lr 0 rather than
         requires_grad=False: DDP's reducer expects every parameter it registered to receive a
         gradient each step. The groups never change; their learning rates follow the schedule."""
-        mcfg = self.cfg.model
-        own_schedule = mcfg.freeze_encoder_steps > 0 or mcfg.encoder_lr_scale != 1.0
-        if not (own_schedule and hasattr(G, "encoder_parameters")):
+        if not (_own_encoder_group(self.cfg.to_dict()) and hasattr(G, "encoder_parameters")):
             return [{"params": list(G.parameters())}]
         enc = {id(p) for p in G.encoder_parameters()}
         return [
@@ -696,6 +713,13 @@ def _config_changes(saved: Path, config: Config) -> list[str]:
         for k in sorted(old.keys() | new.keys())
         if old.get(k) != new.get(k)
     ]
+
+
+def _own_encoder_group(config: dict) -> bool:
+    """Whether a generator's encoder gets an optimizer group of its own under ``config`` (a dict):
+    when it has a schedule of its own, frozen first or a learning rate of its own."""
+    model = config.get("model") or {}
+    return model.get("freeze_encoder_steps", 0) > 0 or model.get("encoder_lr_scale", 1.0) != 1.0
 
 
 def _settings(config: dict) -> dict:

@@ -187,6 +187,9 @@ def test_init_from_copies_a_stage_one_generator(tmp_path):
     assert len(loaded) == len(stage_one.state_dict())
     for key, tensor in stage_one.state_dict().items():
         assert torch.equal(stage_two.state_dict()[key], tensor), key
+    # a plain state dict of the same network too (the README's "a .pth state dict")
+    torch.save(stage_one.state_dict(), tmp_path / "plain.pth")
+    assert len(small("efficientnet_lite0").init_from(tmp_path / "plain.pth")) == len(loaded)
     # a file of another generator copies nothing
     other = save_generator(
         tmp_path / "zhang.pt", UNetZhang(width=4, trunk_width=8), config, step=1, ema=False

@@ -56,8 +56,8 @@ from gan_colorize.models.efficientnet_lite import (
     lite_weights_file,
     tf_lite_input,
 )
-from gan_colorize.models.init import FrozenEncoderMixin, init_pix2pix, load_by_name
-from gan_colorize.models.io import pad_to_multiple, read_generator_file
+from gan_colorize.models.init import FrozenEncoderMixin, init_pix2pix, load_by_name, read_state_dict
+from gan_colorize.models.io import pad_to_multiple
 from gan_colorize.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from gan_colorize.models.unet import NORMS, UPSAMPLES
 from gan_colorize.models.zhang import N_BINS, DecoderStage, check_multiple
@@ -257,11 +257,10 @@ class UNetBackbone(FrozenEncoderMixin, nn.Module):
 
     def init_from(self, path: str | Path) -> list[str]:
         """Copy every tensor of a ``unet_backbone`` generator file (a ``generator.pt``, checkpoint or
-        run folder, or a ``.safetensors`` export: ``read_generator_file``) into this generator:
-        stage two of a recipe fine-tunes the whole network of stage one. Every tensor must be there
+        run folder, a ``.safetensors`` export, or a plain state dict: ``read_state_dict``) into this
+        generator: stage two of a recipe fine-tunes the whole network of stage one. Every tensor must be there
         with the same shape, else nothing is copied; returns the names copied."""
-        payload = read_generator_file(path)
-        state, file = payload["state_dict"], payload["path"]
+        state, file = read_state_dict(path)
         foreign = [key for key in state if key not in self.state_dict()]
         if foreign:  # another generator that shares some names: not stage one of this one
             raise ValueError(

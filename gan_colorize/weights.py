@@ -10,6 +10,8 @@ truncated download, an HTML page saved as .pth) is its subclass :class:`Unreadab
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +123,24 @@ def find_weights(weights: KnownWeights, path: str | Path | None = None) -> Path:
     return candidate
 
 
+def load_refusal(exc: Exception) -> str:
+    """Why ``torch.load`` refused a file, without torch's advice to retry with weights_only=False:
+    a weights, generator or checkpoint file has no reason to hold anything but tensors and plain
+    containers."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found or "Unsupported class" in text:
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        # the restricted unpickler met something that is no pickle of tensors at all
+        operand = re.search(r"Unsupported operand \d+|invalid load key[^\n]*", text)
+        return f"not a torch file of tensors (unreadable: {operand.group(0) if operand else 'damaged'})"
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
 def load_state_dict(weights: KnownWeights, path: str | Path | None = None) -> dict:
     """Find and load a plain state dict (tensors only: ``weights_only=True``)."""
-    from gan_colorize.models.io import load_refusal
-
     file = find_weights(weights, path)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)

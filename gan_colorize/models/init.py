@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_colorize.models.io import FORMAT, load_refusal, read_safetensors_generator, resolve_generator_file
+from gan_colorize.models.io import FORMAT, read_safetensors_generator, resolve_generator_file
+from gan_colorize.weights import load_refusal
 
 log = logging.getLogger(__name__)
 

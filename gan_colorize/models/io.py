@@ -20,8 +20,6 @@ generators unless its reader trusts it (``trust_code=True``, ``--trust-code``).
 from __future__ import annotations
 
 import json
-import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from gan_colorize.config import Config, from_dict
 from gan_colorize.registry import GENERATORS, ImportRefusedError
 from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
+from gan_colorize.weights import load_refusal
 
 FORMAT = "gan-colorize-generator/1"
 TRUST_CODE_HINT = (
@@ -101,21 +100,6 @@ def read_generator_file(path: str | Path) -> dict:
         raise ValueError(f"{path}: not a gan-colorize generator file (expected format {FORMAT!r})")
     payload["path"] = path
     return payload
-
-
-def load_refusal(exc: Exception) -> str:
-    """Why ``torch.load`` refused a file, without torch's advice to retry with weights_only=False:
-    a generator file has no reason to hold anything but tensors and plain containers."""
-    text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if found or "Unsupported class" in text:
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
-        # the restricted unpickler met something that is no pickle of tensors at all
-        operand = re.search(r"Unsupported operand \d+|invalid load key[^\n]*", text)
-        return f"not a torch file of tensors (unreadable: {operand.group(0) if operand else 'damaged'})"
-    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def read_safetensors_generator(path: Path) -> dict:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_colorize.models.io import load_refusal
 from gan_colorize.rundir import atomic_write
+from gan_colorize.weights import load_refusal
 
 STATE_FILE = "training_state.pt"
 STATE_FORMAT = "gan-colorize-training-state/1"

@@ -137,11 +137,9 @@ class Trainer:
             config, self.device, self.run, acc.autocast, acc.is_main_process, acc.wait_for_everyone
         )
         self.objective = OBJECTIVES.get(config.loss.objective)(self.context)
-        if self.resume_from is not None:
-            self._refuse_fixed_changes()
         G = GENERATORS.build(config.model.generator)
-        if self.resume_from is not None and hasattr(G, "encoder_parameters"):
-            self._refuse_encoder_layout_change()
+        if self.resume_from is not None:
+            self._refuse_fixed_changes(G)
         check_generator_fits(self.objective, G)
         self._init_generator(G)
 
@@ -226,24 +224,23 @@ class Trainer:
         checkpoint.check_resumable(path)
         return path
 
-    def _refuse_fixed_changes(self) -> None:
+    def _refuse_fixed_changes(self, G: torch.nn.Module) -> None:
         """A resumed run may change its learning rates, schedule, logging ... but not what its saved
-        networks are."""
+        networks are, nor whether G's encoder is an optimizer group of its own (the saved optimizer
+        has one layout; torch would say only 'different number of parameter groups')."""
+        changes = _config_changes(self.run.config, self.cfg)
         fixed = FIXED_ON_RESUME + tuple(self.objective.fixed_on_resume)
-        changed = [c for c in _config_changes(self.run.config, self.cfg) if c.startswith(fixed)]
+        changed = [c for c in changes if c.startswith(fixed)]
         if changed:
             raise ConfigError(
                 f"cannot resume {self.run.root} with a different {'; '.join(changed)}: its weights were "
                 "trained for the saved setting; start a new run (model.init_from can start from its weights)"
             )
-
-    def _refuse_encoder_layout_change(self) -> None:
-        """The saved optimizer has the encoder in a group of its own, or not: a resume that would
-        switch that layout cannot load it (torch says only 'different number of parameter groups')."""
-        changes = _config_changes(self.run.config, self.cfg)
         schedule = [c for c in changes if c.startswith(ENCODER_SCHEDULE)]
-        if schedule and _own_encoder_group(read_yaml(self.run.config)) != _own_encoder_group(
-            self.cfg.to_dict()
+        if (
+            schedule
+            and hasattr(G, "encoder_parameters")
+            and _own_encoder_group(read_yaml(self.run.config)) != _own_encoder_group(self.cfg.to_dict())
         ):
             raise ConfigError(
                 f"cannot resume {self.run.root} with {'; '.join(schedule)}: the encoder has a parameter "

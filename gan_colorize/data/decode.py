@@ -369,7 +369,7 @@ def has_colour(rgb: np.ndarray | Image.Image, level: float, max_side: int = PREV
     n = spread.size
     if np.count_nonzero(spread >= level / CHROMA_PER_RGB_SPREAD) >= n - math.floor(0.99 * (n - 1)):
         return True
-    return _p99_chroma(_preview_ab(np.asarray(img), max_side)) >= level
+    return chroma_level(np.asarray(img), max_side) >= level
 
 
 def chroma_std(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> float:

@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 IMAGE_MEMBERS = ("jpg", "jpeg", "png", "webp")  # the only members ever decoded
 INDEX_NAME = "index.json"  # written by `gan-colorize data shard` next to its shards
 INDEX_VERSION = 1
-PERMUTATION_SALT = 0x5EED  # as the map-style stream's (gan_colorize.training.stream)
 _SHARD_NAME = re.compile(r"([^/\s]+\.tar)\b")
 
 
@@ -184,6 +183,8 @@ class ShardDataset:
     # ---- one slot's plan: which positions of which shards, epoch by epoch
     def slot_plan(self, epoch: int, slot: int, slots: int) -> list[tuple[int, range]]:
         """[(shard number, positions)] that ``slot`` of ``slots`` reads in ``epoch``, in order."""
+        from gan_colorize.training.stream import PERMUTATION_SALT  # as the map-style stream's
+
         order = np.random.default_rng([self.seed, epoch, PERMUTATION_SALT]).permutation(len(self.urls))
         if len(order) >= slots:
             return [(int(k), range(self.counts[k])) for k in order[slot::slots]]

@@ -160,10 +160,10 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
 class FrozenEncoderMixin:
     """For a generator whose ``self.encoder`` starts from pretrained weights: what the training loop
     calls to keep it frozen for ``model.freeze_encoder_steps`` and give it a learning rate of its
-    own (``encoder_parameters``). Set ``self.encoder_frozen = False`` in ``__init__``."""
+    own (``encoder_parameters``)."""
 
     encoder: nn.Module
-    encoder_frozen: bool
+    encoder_frozen: bool = False
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())

@@ -201,7 +201,6 @@ class UNetBackbone(FrozenEncoderMixin, nn.Module):
         self.encoder_name = encoder
         self.weights = weights
         self.encoder = ENCODERS[encoder]()
-        self.encoder_frozen = False
         c2, c4, c8, c16, c32 = self.encoder.channels
         stages = [(c32, c16, width * 8), (width * 8, c8, width * 4), (width * 4, c4, width * 2)]
         if output == "ab":

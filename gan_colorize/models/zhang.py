@@ -294,7 +294,6 @@ class UNetZhang(FrozenEncoderMixin, nn.Module):
                 f"unet_zhang: norm in {NORMS}, upsample in {UPSAMPLES}; got {norm!r}, {upsample!r}"
             )
         self.encoder = ZhangTrunk(encoder_blocks, trunk_width)
-        self.encoder_frozen = False
         channels = {name: spec[1] for name, spec in scaled_blocks(trunk_width).items()}
         bottleneck = self.encoder.names[-1]
         if encoder_blocks > 3:  # model3's features join the bottleneck at 1/8

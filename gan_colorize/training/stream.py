@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+# mixed into every epoch's permutation seed; the shard stream (data/shards.py) shuffles its shards alike
+PERMUTATION_SALT = 0x5EED
+
 
 class StreamBatchSampler(Sampler):
     """Yields, forever, this rank's list of ``(epoch, index)`` keys for each global batch."""
@@ -41,7 +44,7 @@ class StreamBatchSampler(Sampler):
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(self.n)
+            self._perm = np.random.default_rng([self.seed, epoch, PERMUTATION_SALT]).permutation(self.n)
             self._perm_epoch = epoch
         return self._perm
 

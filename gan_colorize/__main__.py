@@ -1,5 +1,3 @@
-import sys
+from gan_colorize.cli import entry
 
-from gan_colorize.cli import main
-
-sys.exit(main())
+entry()

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+from typing import NoReturn
 
 from gan_colorize import __version__
 
@@ -37,10 +40,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, die_of_signal: bool = False) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    return run_handler(args.handler, args, die_of_signal)
+
+
+def run_handler(handler, args: argparse.Namespace, die_of_signal: bool = False) -> int:
+    """A command's exit code. Ctrl-C (or a second SIGTERM in training) ends it with one line saying
+    what stopped, not a traceback, and the shell's code for that signal (130, 143); with
+    ``die_of_signal`` (the console commands) the process dies of the signal instead, as Python
+    itself does on Ctrl-C, so that a shell loop or make running it stops too."""
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt as stop:
+        print(f"interrupted{': ' + str(stop) if str(stop) else ''}", file=sys.stderr)
+        signum = getattr(stop, "signum", signal.SIGINT)
+        if die_of_signal:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        return 128 + signum
+
+
+def entry() -> NoReturn:
+    """The ``gan-colorize`` console script."""
+    sys.exit(main(die_of_signal=True))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

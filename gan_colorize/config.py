@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from gan_colorize.registry import closest
+from gan_colorize.rundir import absent
 from gan_colorize.schema import read_dataclass
 
 
@@ -260,6 +261,8 @@ def check_components(config: Config, allow_import: bool = True) -> Config:
                 spec = {k: v for k, v in spec.items() if k not in LOSS_OPTIONS}
             registry = REGULARIZERS if where.startswith("loss.regularizers") else registries[where]
             factory = registry.check(spec, where, allow_import=allow_import)
+            if where == "model.generator":
+                _check_encoder_schedule(config.model, factory, GENERATORS)
             if registry in (REGULARIZERS, ADVERSARIAL_LOSSES):
                 # small and weight-free: built now, so a value out of range names its key at once
                 _build_to_check(factory, spec, where)
@@ -269,6 +272,19 @@ def check_components(config: Config, allow_import: bool = True) -> Config:
     if check is not None:
         check(config)
     return config
+
+
+def _check_encoder_schedule(model: ModelConfig, generator: type, registry) -> None:
+    """model.freeze_encoder_steps and model.encoder_lr_scale schedule a pretrained encoder: on a
+    generator without one (no ``encoder_parameters``) they would do nothing, in silence."""
+    settings = [f"model.freeze_encoder_steps={model.freeze_encoder_steps}"] * (model.freeze_encoder_steps > 0)
+    settings += [f"model.encoder_lr_scale={model.encoder_lr_scale}"] * (model.encoder_lr_scale != 1.0)
+    if settings and not hasattr(generator, "encoder_parameters"):
+        with_one = [name for name in registry.names() if hasattr(registry.get(name), "encoder_parameters")]
+        raise ConfigError(
+            f"{', '.join(settings)}: generator {model.generator['type']!r} has no pretrained encoder to "
+            f"schedule ({', '.join(with_one)} have one); remove the setting"
+        )
 
 
 def _build_to_check(factory, spec: dict, where: str) -> None:
@@ -341,7 +357,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} {absent(path)}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -386,7 +402,7 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: 'base:' must be the path of another config file, got {base!r}")
     base_path = path.parent / base
     if not base_path.is_file():
-        raise ConfigError(f"{path}: base config {base_path} does not exist (relative to {path.parent})")
+        raise ConfigError(f"{path}: base config {base_path} {absent(base_path)} (relative to {path.parent})")
     return deep_merge(read_config_file(base_path, (*_seen, path.resolve())), data)
 
 

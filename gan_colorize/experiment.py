@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from gan_colorize.config import Config, ConfigError, load_config, read_yaml
 from gan_colorize.registry import closest
-from gan_colorize.rundir import RunDir, UnsafeNameError, check_name
+from gan_colorize.rundir import RunDir, UnsafeNameError, absent, check_name
 from gan_colorize.schema import check_keys, coerce, key_names
 
 if TYPE_CHECKING:
@@ -263,7 +263,8 @@ def plan_study(
             continue
         if not Path(run.config).is_file():
             raise StudyError(
-                f"{study.path or study.name}: run {run.name!r}: config file {run.config} does not exist "
+                f"{study.path or study.name}: run {run.name!r}: config file {run.config} "
+                f"{absent(run.config)} "
                 f"(paths are relative to the current directory, {Path.cwd()})"
             )
         try:
@@ -294,7 +295,7 @@ def check_init_from(study: Study, item: PlannedRun, earlier: list[PlannedRun]) -
     if source is None or Path(source).exists() or any(_same_path(source, e.dir) for e in earlier):
         return
     raise StudyError(
-        f"{study.path or study.name}: run {item.run.name!r}: model.init_from {source} does not exist and "
+        f"{study.path or study.name}: run {item.run.name!r}: model.init_from {source} {absent(source)} and "
         f"is not the folder of a run trained before it"
     )
 

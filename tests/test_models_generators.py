@@ -462,6 +462,49 @@ def test_init_from_an_exported_safetensors_generator(tmp_path):
     torch.testing.assert_close(net.encoder.model4[4].weight, source.model4[4].weight, rtol=0, atol=0)
 
 
+def test_init_from_a_file_with_nan_is_refused_and_copies_nothing(tmp_path):
+    source, target = small_unet_zhang(), small_unet_zhang()
+    state = source.state_dict()
+    state["encoder.model4.4.weight"] = state["encoder.model4.4.weight"].clone()
+    state["encoder.model4.4.weight"][0, 0, 0, 0] = float("inf")
+    damaged = tmp_path / "damaged.pth"
+    torch.save(state, damaged)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(
+        ValueError, match=r"damaged\.pth: tensor encoder\.model4\.4\.weight holds NaN or infinite"
+    ):
+        target.init_from(damaged)
+    for key, tensor in target.state_dict().items():
+        torch.testing.assert_close(tensor, before[key], rtol=0, atol=0)
+
+
+def test_a_link_that_loops_or_dangles_is_named_as_such(tmp_path):
+    """Hostile review of #13: a symlink loop given as init_from or --checkpoint "does not exist"."""
+    from gan_colorize.models.io import read_generator_file
+
+    loop, dangling = tmp_path / "loop.pth", tmp_path / "dangling.pth"
+    loop.symlink_to(loop)
+    dangling.symlink_to(tmp_path / "gone.pth")
+    with pytest.raises(FileNotFoundError, match=r"loop\.pth is a symbolic link in a loop"):
+        small_unet_zhang().init_from(loop)
+    with pytest.raises(
+        FileNotFoundError, match=r"dangling\.pth is a symbolic link to .*gone\.pth, which does"
+    ):
+        read_generator_file(dangling)
+    with pytest.raises(FileNotFoundError, match=r"absent\.pth does not exist"):
+        read_generator_file(tmp_path / "absent.pth")
+    chain = tmp_path / "chain.pth"
+    chain.symlink_to(dangling)
+    with pytest.raises(
+        FileNotFoundError, match=r"chain\.pth is a symbolic link to .*dangling\.pth, which leads"
+    ):
+        read_generator_file(chain)
+    from gan_colorize.config import ConfigError, read_yaml
+
+    with pytest.raises(ConfigError, match=r"config file .* is a folder, not a file"):
+        read_yaml(tmp_path)
+
+
 class RunsCodeWhenUnpickled:
     """Unpickling this creates ``marker`` (``builtins.open``): a file whose loading runs code."""
 
@@ -470,6 +513,35 @@ class RunsCodeWhenUnpickled:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize(
+    "writer, reason",
+    [
+        ("torch.save", r"holds a pickled object \(io\.open\)"),
+        ("pickle protocol 0", r"holds a pickled object \(io\.open\)"),  # no torch framing at all
+        ("pickle protocol 4", r"not a torch file of tensors \(unreadable: Unsupported operand 149\)"),
+    ],
+)
+def test_every_form_of_a_pickle_with_code_is_refused_saying_why(tmp_path, writer, reason):
+    """The hostile review: a raw pickle of a function (``open``) was "unreadable: damaged", and one of
+    protocol 4 printed torch's "Detected pickle protocol" warning before our error line."""
+    import pickle
+    import warnings
+
+    marker, bad = tmp_path / "ran", tmp_path / "evil.pth"
+    planted = RunsCodeWhenUnpickled(marker)
+    if writer == "torch.save":
+        torch.save({"model1.0.weight": planted}, bad)
+    elif writer.endswith("0"):
+        bad.write_bytes(pickle.dumps(planted, protocol=0))
+    else:
+        bad.write_bytes(pickle.dumps({"model1.0.weight": planted}, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with pytest.raises(ValueError, match=reason):
+            small_unet_zhang().init_from(bad)
+    assert not marker.exists()
 
 
 def test_init_from_a_pickle_with_code_is_one_clean_error(tmp_path, capsys):

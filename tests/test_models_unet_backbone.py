@@ -225,6 +225,8 @@ class PickledObject:
     [
         ([1, 2, 3], "it holds a list, not a state dict"),
         ({"conv1.weight": PickledObject()}, "holds a pickled object"),
+        # a damaged file: it would load, and training would stop at step 1 as a "non-finite loss"
+        ({"conv1.weight": torch.tensor([0.0, float("nan")])}, "tensor conv1.weight holds NaN or infinite"),
     ],
 )
 def test_a_weights_file_that_is_no_state_dict_is_one_clean_error(hub_checkpoints, content, reason):

@@ -124,6 +124,35 @@ def _interrupt_at(monkeypatch, at_step: int):
     monkeypatch.setattr(loop_module.LossWindow, "add", add)
 
 
+def test_a_second_ctrl_c_stops_at_once_with_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    from gan_colorize.cli import main
+
+    original = loop_module.LossWindow.add
+
+    def add(self, terms, step):
+        original(self, terms, step)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the first: checkpoint at the end of this step ...
+            os.kill(os.getpid(), signal.SIGINT)  # ... the second: stop now
+
+    monkeypatch.setattr(loop_module.LossWindow, "add", add)
+    run_dir = tmp_path / "run"
+    argv = ["train", "--config", str(TINY / "unet_l1.yaml"), "--run-dir", str(run_dir)]
+    overrides = ["--set", *FAST, "train.steps=4", "train.checkpoint_every=1"]
+    assert main([*argv, *overrides]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "interrupted: a second signal stopped training at once, without a checkpoint" in err
+    monkeypatch.setattr(loop_module.LossWindow, "add", original)
+    assert main([*argv, *overrides, "--resume", "latest"]) == 0
+    assert RunDir(run_dir).latest_checkpoint().name.endswith("4")
+    # the console commands die of the signal, as Python does on Ctrl-C: a shell loop stops too
+    code = "from gan_colorize.cli import run_handler\ndef stop(args):\n    raise KeyboardInterrupt('now')\n"
+    code += "run_handler(stop, None, die_of_signal=True)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGINT and proc.stderr.strip() == "interrupted: now"
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -651,6 +680,68 @@ def test_a_resume_names_the_encoder_settings_that_switch_the_optimizer_layout(tm
     later = tiny("unet_zhang_gan", tmp_path / "b", *base, "train.steps=3", "model.freeze_encoder_steps=3")
     rows = train(later, resume="latest").read_metrics()
     assert [r["lr/g_encoder"] for r in rows] == pytest.approx([0.0, 0.0, 1e-3])  # frozen until 3 now
+
+
+def test_an_encoder_schedule_needs_an_encoder_and_a_longer_one_is_said(tmp_path, caplog):
+    """Hostile review of #13: freeze settings on a generator without an encoder were accepted in
+    silence. Now the config is refused when it is read, naming the generators that have one."""
+    refused = r"model.freeze_encoder_steps=2, model.encoder_lr_scale=0.1: generator 'unet' has no pretrained"
+    with pytest.raises(ConfigError, match=refused + r" encoder to schedule \(.*unet_backbone"):
+        tiny("unet_l1", tmp_path, "model.freeze_encoder_steps=2", "model.encoder_lr_scale=0.1")
+    # a schedule longer than the run is allowed (a first stage may keep the encoder fixed) and said
+    with caplog.at_level("WARNING", logger="gan_colorize.train"):
+        train(
+            tiny(
+                "unet_zhang_gan",
+                tmp_path,
+                "model.init_from=null",
+                "train.steps=1",
+                "model.freeze_encoder_steps=5",
+            )
+        )
+    assert "the encoder stays frozen for the whole run" in caplog.text
+
+
+def test_a_failed_start_leaves_no_lock_and_no_folder_it_made(tmp_path):
+    """Hostile review of #13: an init_from error left a run folder holding only .lock."""
+    missing = "model.init_from=" + str(tmp_path / "no_such_run")
+    made = tiny("unet_zhang_gan", tmp_path, missing, "train.steps=1")
+    with pytest.raises(FileNotFoundError, match="model.init_from"):
+        train(made)
+    assert not Path(made.run.dir).exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()  # a folder the user made stays, without the .lock
+    with pytest.raises(FileNotFoundError):
+        train(tiny("unet_zhang_gan", tmp_path, missing, f"run.dir={existing}", "train.steps=1"))
+    assert existing.is_dir() and not any(existing.iterdir())
+    (existing / "notes.txt").write_text("mine")  # a folder holding anything else keeps its .lock too
+    with pytest.raises(FileNotFoundError):
+        train(tiny("unet_zhang_gan", tmp_path, missing, f"run.dir={existing}", "train.steps=1"))
+    assert sorted(p.name for p in existing.iterdir()) == [".lock", "notes.txt"]
+    train(tiny("unet_zhang_gan", tmp_path, "model.init_from=null", f"run.dir={existing}", "train.steps=1"))
+
+
+def test_a_start_that_waited_on_a_removed_lock_file_does_not_take_the_folder(tmp_path, monkeypatch):
+    """The race the removal opens: B opens .lock, A's failed start removes it and unlocks, B's flock
+    succeeds on a file that has no name any more (a third start could create and lock a new one)."""
+    import fcntl
+
+    from gan_colorize import rundir
+
+    run = RunDir(tmp_path / "run")
+    first = run.lock()
+    original_flock = fcntl.flock
+
+    def flock_after_the_failed_start(file, operation):
+        if operation & fcntl.LOCK_EX and not first._file.closed:
+            first.release(discard_unused_folder=True)  # between B's open and B's flock
+        return original_flock(file, operation)
+
+    monkeypatch.setattr(rundir.fcntl, "flock", flock_after_the_failed_start)
+    with pytest.raises(rundir.RunLockedError, match="was being set up by another process; try again"):
+        run.lock()
+    monkeypatch.undo()
+    run.lock().release()  # the next attempt takes it
 
 
 def test_a_frozen_encoder_keeps_its_weights_and_batchnorm_statistics(tmp_path):

@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from gan_colorize.rundir import atomic_write_text
+from gan_colorize.rundir import absent, atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 CACHE_VERSION = 1
@@ -169,7 +169,7 @@ def missing_folder_message(folder: str | Path) -> str:
             "--set data.train=PATH (README, Data); configs/tiny/ and builtin:skimage train on "
             "scikit-image's photos"
         )
-    return f"image folder {folder} does not exist{where}; {todo}"
+    return f"image folder {folder} {absent(path, want='folder')}{where}; {todo}"
 
 
 def save_cache(path: Path, payload: dict) -> None:

@@ -13,6 +13,7 @@ from gan_colorize.config import DataConfig
 from gan_colorize.data.dataset import BUILTIN, BUILTIN_EVAL, BUILTIN_TRAIN, _skimage_photo
 from gan_colorize.data.decode import BadImageError, ImageProbe, probe_array, probe_file
 from gan_colorize.data.files import in_eval_split, relative_name
+from gan_colorize.rundir import absent
 
 
 def summarize(
@@ -37,7 +38,7 @@ def summarize(
         raise ValueError(f"{spec}: shards are summarised by the index.json that 'data shard' wrote")
     root = Path(spec)
     if not root.exists():
-        raise FileNotFoundError(f"{root} does not exist")
+        raise FileNotFoundError(f"{root} {absent(root)}")
     probes: list[tuple[str, ImageProbe]] = []
     unreadable = []
     files = source_files(spec)

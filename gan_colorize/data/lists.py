@@ -11,6 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from gan_colorize.rundir import absent
+
 LIST_SUFFIX = ".txt"
 # "path 123" or "path\t...": the path is what comes before; a path may hold spaces otherwise
 _LABEL = re.compile(r"\s+-?\d+\s*$")
@@ -37,7 +39,7 @@ def read_file_list(spec: str | Path) -> list[Path]:
     """The files a list names, in its order (a path listed twice counts once)."""
     spec = Path(spec)
     if not spec.is_file():
-        raise FileNotFoundError(f"file list {spec} does not exist")
+        raise FileNotFoundError(f"file list {spec} {absent(spec)}")
     root = list_root(spec)
     seen: set[Path] = set()
     files = []

@@ -57,7 +57,7 @@ from gan_colorize.evaluation.results import (
     write_evaluation,
     write_json,
 )
-from gan_colorize.rundir import RunDir, UnsafeNameError, check_name, safe_name
+from gan_colorize.rundir import RunDir, UnsafeNameError, absent, check_name, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def evaluate_run(
 
     run = RunDir(run_dir)
     if not run.root.is_dir():
-        raise EvaluationError(f"run folder {run.root} does not exist")
+        raise EvaluationError(f"run folder {run.root} {absent(run.root, want='folder')}")
     device = check_device(device)
     if eval_set is not None and (data is not None or size is not None):
         raise EvaluationError(

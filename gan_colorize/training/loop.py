@@ -117,7 +117,8 @@ class Trainer:
         try:
             self._set_up(resume)
         except BaseException:
-            self.close()  # a failed start leaves the folder free for the next attempt
+            # a failed start leaves the folder free for the next attempt, or no folder if it made it
+            self.close(failed_start=True)
             raise
 
     def _set_up(self, resume: str | None) -> None:
@@ -154,6 +155,7 @@ class Trainer:
             if acc.is_main_process:
                 self._truncate_metrics(self.step)
         if acc.is_main_process:
+            self._warn_of_a_frozen_run()
             self.run.root.mkdir(parents=True, exist_ok=True)
             self._record_config()
             launch = tracking.launch_record(acc, self.resume_from, self.step)
@@ -170,10 +172,10 @@ class Trainer:
         self._interrupted = False
         self.budget_spent = False  # stopped by train.max_minutes
 
-    def close(self) -> None:
+    def close(self, failed_start: bool = False) -> None:
         """Let go of the run folder (the lock); the trainer is not used after this."""
         if self._lock is not None:
-            self._lock.release()
+            self._lock.release(discard_unused_folder=failed_start)
             self._lock = None
 
     @property
@@ -248,6 +250,15 @@ class Trainer:
                 "and the saved optimizer has the other layout; change these only within one layout "
                 "(e.g. freeze_encoder_steps 2 -> 6), or start a new run from its weights (model.init_from)"
             )
+
+    def _warn_of_a_frozen_run(self) -> None:
+        """A freeze that outlasts the run is allowed (a first stage may keep the encoder fixed), and said."""
+        freeze, steps = self.cfg.model.freeze_encoder_steps, self.cfg.train.steps
+        if self.step < steps <= freeze and hasattr(self.G_raw, "encoder_parameters"):
+            log.warning(
+                "model.freeze_encoder_steps=%d >= train.steps=%d: the encoder stays frozen for the whole run",
+                freeze, steps,
+            )  # fmt: skip
 
     def _configure_torch(self) -> None:
         if self.cfg.train.deterministic:
@@ -675,7 +686,12 @@ class Trainer:
     def _signals(self):
         def request_stop(signum, frame):
             if self._interrupted:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
+                stop = KeyboardInterrupt(
+                    "a second signal stopped training at once, without a checkpoint; "
+                    "the run resumes from its last one"
+                )
+                stop.signum = signum  # the command dies of it (cli.exit_with)
+                raise stop
             self._interrupted = True
             log.warning("signal %d: writing a checkpoint at the end of this step, then stopping", signum)
 

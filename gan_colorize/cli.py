@@ -46,19 +46,19 @@ def main(argv: list[str] | None = None, die_of_signal: bool = False) -> int:
 
 
 def run_handler(handler, args: argparse.Namespace, die_of_signal: bool = False) -> int:
-    """A command's exit code. Ctrl-C (or a second SIGTERM in training) ends it with one line saying
-    what stopped, not a traceback, and the shell's code for that signal (130, 143); with
-    ``die_of_signal`` (the console commands) the process dies of the signal instead, as Python
-    itself does on Ctrl-C, so that a shell loop or make running it stops too."""
+    """A command's exit code. A command stopped by a signal (training's checkpoint-and-stop, or a
+    KeyboardInterrupt, printed as one line, not a traceback) returns the shell's code for it (130
+    Ctrl-C, 143 SIGTERM); with ``die_of_signal`` (the console commands) the process dies of the
+    signal instead, as Python itself does on Ctrl-C, so that a shell loop or make running it stops."""
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
     except KeyboardInterrupt as stop:
         print(f"interrupted{': ' + str(stop) if str(stop) else ''}", file=sys.stderr)
-        signum = getattr(stop, "signum", signal.SIGINT)
-        if die_of_signal:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        return 128 + signum
+        code = 128 + getattr(stop, "signum", signal.SIGINT)
+    if die_of_signal and code - 128 in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(code - 128, signal.SIG_DFL)
+        os.kill(os.getpid(), code - 128)
+    return code
 
 
 def entry() -> NoReturn:

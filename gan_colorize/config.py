@@ -364,6 +364,8 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text file ({exc})") from None
+    except OSError as exc:  # unreadable (permissions), or gone since the check above
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
     return data or {}
 
 
@@ -389,6 +391,8 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """A config file with its ``base:`` chain resolved: ``base: unet_gan.yaml`` (relative to the
     file naming it) is read first and this file's keys are deep-merged over it."""
     path = Path(path)
+    if not path.is_file():  # before resolve(), which raises for a link in a loop
+        raise ConfigError(f"config file {path} {absent(path)}")
     if path.resolve() in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
         raise ConfigError(f"{path}: 'base:' makes a cycle ({chain})")

@@ -99,10 +99,17 @@ class RunLock:
     def __init__(self, path: Path):
         self.path = path
         self.made_folder = not path.parent.exists()  # a failed start takes it away again (release)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file, or a link to nothing, in the way
+            raise RunLockedError(f"run folder {path.parent} {absent(path.parent, want='folder')}") from None
+        except OSError as exc:
+            raise RunLockedError(f"run folder {path.parent} cannot be made ({exc.strerror})") from None
         try:  # O_NOFOLLOW: a link planted as .lock must not make us write through it
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~_UMASK)
         except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EISDIR):  # not a link or folder planted there
+                raise RunLockedError(f"run folder {path.parent} cannot be written ({exc.strerror})") from None
             raise RunLockedError(
                 f"{path} is not a regular file ({exc.strerror}): a run folder's lock file is written "
                 "by training itself; remove it if the folder is yours"

@@ -165,6 +165,12 @@ def _refusal(exc: Exception) -> str:
     if found or "Unsupported class" in text:
         what = f" ({found.group(1)})" if found else ""
         return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
+    if isinstance(exc, EOFError) or not text.strip():
+        return "the file is empty or cut short"
+    if "PytorchStreamReader failed" in text:  # torch's text goes on with three sentences of advice
+        return "a damaged or cut-short torch file (its zip archive cannot be read)"
+    if "Invalid magic number" in text:  # a pickle, but not one torch.save wrote
+        return "not a torch file of tensors (invalid magic number)"
     if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
         # the restricted unpickler met something that is no pickle of tensors at all
         operand = re.search(r"Unsupported operand \d+|invalid load key[^\n]*", text)

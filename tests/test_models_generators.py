@@ -505,6 +505,39 @@ def test_a_link_that_loops_or_dangles_is_named_as_such(tmp_path):
         read_yaml(tmp_path)
 
 
+def test_damaged_files_are_named_in_one_short_reason(tmp_path):
+    """Hostile review: an empty file said ": EOFError", a pickle not written by torch.save "Invalid
+    magic number; corrupt file?", a cut-short zip torch's four sentences of advice."""
+    import pickle
+
+    from gan_colorize.models.io import read_generator_file
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"format": "gan-colorize-generator/1"}, whole)
+    files = {
+        "empty.pt": (b"", "the file is empty or cut short"),
+        "pickle.pt": (
+            pickle.dumps({"a": 1}, protocol=2),
+            r"not a torch file of tensors \(invalid magic number\)",
+        ),
+        "cut.pt": (
+            whole.read_bytes()[:100],
+            r"a damaged or cut-short torch file \(its zip archive cannot be read\)",
+        ),
+    }
+    for name, (content, reason) in files.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(
+            ValueError, match=rf"{name}: not a readable gan-colorize generator file: {reason}$"
+        ):
+            read_generator_file(tmp_path / name)
+    # the format key alone: a traceback (KeyError) in train's init_from and in export before
+    with pytest.raises(ValueError, match=r"whole\.pt: an incomplete gan-colorize generator file \(no config"):
+        read_generator_file(whole)
+    with pytest.raises(ValueError, match=r"whole\.pt: not a state dict"):
+        small_unet_zhang().init_from(whole)
+
+
 class RunsCodeWhenUnpickled:
     """Unpickling this creates ``marker`` (``builtins.open``): a file whose loading runs code."""
 

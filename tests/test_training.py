@@ -142,7 +142,7 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line_and_the_run_resumes(tmp_pat
     assert main([*argv, *overrides]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert "interrupted: a second signal stopped training at once, without a checkpoint" in err
+    assert "interrupted: a second signal stopped training at once, without writing a checkpoint" in err
     monkeypatch.setattr(loop_module.LossWindow, "add", original)
     assert main([*argv, *overrides, "--resume", "latest"]) == 0
     assert RunDir(run_dir).latest_checkpoint().name.endswith("4")
@@ -449,8 +449,9 @@ def test_sigterm_to_the_process_group_still_writes_the_checkpoint(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, out[-3000:]
+    assert proc.returncode == -signal.SIGTERM, out[-3000:]  # dies of it: a shell loop stops too
     ((step, _),) = RunDir(run_dir).list_checkpoints()
+    assert json.loads(RunDir(run_dir).provenance.read_text())["launches"][-1]["ended"]["reason"] == "SIGTERM"
     assert step >= 3 and not list((run_dir / "checkpoints").glob(".tmp_*"))
 
 
@@ -719,6 +720,28 @@ def test_a_failed_start_leaves_no_lock_and_no_folder_it_made(tmp_path):
         train(tiny("unet_zhang_gan", tmp_path, missing, f"run.dir={existing}", "train.steps=1"))
     assert sorted(p.name for p in existing.iterdir()) == [".lock", "notes.txt"]
     train(tiny("unet_zhang_gan", tmp_path, "model.init_from=null", f"run.dir={existing}", "train.steps=1"))
+
+
+def test_a_run_dir_or_config_that_cannot_be_used_is_one_error_line(tmp_path, capsys):
+    """Hostile review: a --run-dir that is a file, or under one, and a --config that is a link in
+    a loop gave tracebacks."""
+    from gan_colorize.cli import main
+
+    config = str(TINY / "unet_l1.yaml")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+    cases = [
+        (["--config", config, "--run-dir", str(a_file)], f"run folder {a_file} is not a folder"),
+        (["--config", config, "--run-dir", str(a_file / "run")], f"run folder {a_file / 'run'} "),
+        (["--config", str(loop)], f"config file {loop} is a symbolic link in a loop"),
+    ]
+    for argv, expected in cases:
+        assert main(["train", *argv, "--set", *FAST, "train.steps=1"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"error: {expected}" in err, err
+    assert a_file.read_text() == "mine"
 
 
 def test_a_start_that_waited_on_a_removed_lock_file_does_not_take_the_folder(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 NAME = "train"
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from gan_colorize.data import DatasetError
     from gan_colorize.rundir import RunLockedError
     from gan_colorize.training import NonFiniteLossError, train
-    from gan_colorize.training.tracking import ended_by_budget
+    from gan_colorize.training.tracking import end_reason, ended_by_budget
     from gan_colorize.weights import MissingWeightsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -62,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"stopped at step {done} of {config.train.steps}; continue with --resume latest", file=sys.stderr
         )
-        return 130  # the shell's code for "ended by Ctrl-C"
+        # the shell's code for the signal that stopped it (130 Ctrl-C, 143 SIGTERM): the console
+        # command then dies of that signal (cli.run_handler), so a shell loop running it stops
+        reason = end_reason(run_dir.provenance, done)
+        return 128 + (signal.Signals[reason] if reason in ("SIGINT", "SIGTERM") else signal.SIGINT)
     print(f"run folder: {run_dir.root}")
     return 0

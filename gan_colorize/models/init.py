@@ -152,7 +152,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
             raise ValueError(
                 f"{file}: unknown generator file format {payload['format']!r} (expected {FORMAT!r})"
             )
-        payload = payload["state_dict"]
+        payload = payload.get("state_dict")  # checked below with a state dict's own shape
     if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
         raise ValueError(f"{file}: not a state dict (a mapping of names to tensors)")
     return payload, file

@@ -98,8 +98,10 @@ def read_generator_file(path: str | Path) -> dict:
         raise ValueError(f"{path}: not a readable gan-colorize generator file: {refused.reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gan-colorize generator file (expected format {FORMAT!r})")
-    state = payload.get("state_dict")
-    damaged = first_non_finite(state) if isinstance(state, dict) else None
+    lacking = [key for key in ("config", "state_dict") if not isinstance(payload.get(key), dict)]
+    if lacking:
+        raise ValueError(f"{path}: an incomplete gan-colorize generator file (no {' or '.join(lacking)})")
+    damaged = first_non_finite(payload["state_dict"])
     if damaged:  # it would colorize every image as garbage, in silence
         raise ValueError(f"{path}: tensor {damaged} holds NaN or infinite values (a damaged file)")
     payload["path"] = path

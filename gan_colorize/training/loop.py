@@ -608,6 +608,9 @@ class Trainer:
                     log.warning(
                         "interrupted: checkpoint written at step %d; resume with --resume latest", done
                     )
+                    if acc.is_main_process:  # the command exits as the signal would have (cli)
+                        stopped_by = getattr(self, "_stop_signal", signal.SIGINT)
+                        tracking.record_end(self.run.provenance, done, signal.Signals(stopped_by).name)
                     break
         if acc.is_main_process and acc.log_with:
             acc.end_training()
@@ -687,12 +690,12 @@ class Trainer:
         def request_stop(signum, frame):
             if self._interrupted:  # a second Ctrl-C: stop now
                 stop = KeyboardInterrupt(
-                    "a second signal stopped training at once, without a checkpoint; "
-                    "the run resumes from its last one"
+                    "a second signal stopped training at once, without writing a checkpoint "
+                    "(--resume latest continues from the last one written, if any)"
                 )
-                stop.signum = signum  # the command dies of it (cli.exit_with)
+                stop.signum = signum  # the command dies of it (cli.run_handler)
                 raise stop
-            self._interrupted = True
+            self._interrupted, self._stop_signal = True, signum
             log.warning("signal %d: writing a checkpoint at the end of this step, then stopping", signum)
 
         if threading.current_thread() is not threading.main_thread():

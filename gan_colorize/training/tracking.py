@@ -189,9 +189,15 @@ def record_end(path: Path, step: int, reason: str) -> None:
 def ended_by_budget(path: Path, step: int) -> bool:
     """Whether the run's latest launch stopped at its time budget at ``step`` (then a study counts
     it as finished: resuming would spend another budget)."""
+    return end_reason(path, step) == "max_minutes"
+
+
+def end_reason(path: Path, step: int) -> str | None:
+    """Why the run's latest launch ended at ``step`` before ``train.steps`` (``max_minutes``,
+    ``SIGINT``, ``SIGTERM``), or None."""
     launches = read_launches(path)
     ended = launches[-1].get("ended") if launches and isinstance(launches[-1], dict) else None
-    return isinstance(ended, dict) and ended.get("reason") == "max_minutes" and ended.get("step") == step
+    return ended.get("reason") if isinstance(ended, dict) and ended.get("step") == step else None
 
 
 def read_launches(path: Path) -> list:

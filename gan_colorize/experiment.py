@@ -417,7 +417,8 @@ def train_run(planned: PlannedRun, device: str | None) -> bool:
     if before is not None and is_finished(planned, before):
         log.info("run %s: finished (step %d)", planned.run.name, before)
         return False
-    log.info("run %s: training into %s (resumes where it stopped)", planned.run.name, planned.dir)
+    where = f"resuming at step {before}" if before is not None else "from step 0"
+    log.info("run %s: training into %s (%s)", planned.run.name, planned.dir, where)
     with training_device(device):
         train(planned.config, resume="latest")
     # train() returns normally after a Ctrl-C (it writes a checkpoint and stops): evaluating that

@@ -98,7 +98,9 @@ class RunLock:
 
     def __init__(self, path: Path):
         self.path = path
-        self.made_folder = not path.parent.exists()  # a failed start takes it away again (release)
+        # the outermost folder this start makes (mkdir parents=True): a failed start takes it away
+        missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+        self.made_root = missing[-1] if missing else None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):  # a file, or a link to nothing, in the way
@@ -145,8 +147,10 @@ class RunLock:
             if discard_unused_folder and os.listdir(self.path.parent) == [self.path.name]:
                 # unlinked while still held: a process waiting on this file sees it gone (__init__)
                 self.path.unlink()
-                if self.made_folder:
-                    self.path.parent.rmdir()
+                folder = self.path.parent
+                while self.made_root is not None and folder.is_relative_to(self.made_root):
+                    folder.rmdir()  # up to the outermost folder made; one now holding files stays
+                    folder = folder.parent
         except OSError:  # someone wrote into the folder meanwhile: it stays; the start's error matters
             pass
         finally:

@@ -193,10 +193,18 @@ def load_state_dict(weights: KnownWeights, path: str | Path | None = None) -> di
     return state
 
 
-def first_non_finite(state: dict) -> str | None:
-    """The name of the first floating-point tensor of ``state`` holding a NaN or an infinity: a
-    damaged file that would otherwise load and stop training at step 1 as a "non-finite loss"."""
-    for key, tensor in state.items():
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not tensor.isfinite().all():
-            return key
+def first_non_finite(state: dict | list | tuple, prefix: str = "") -> str | None:
+    """The name (``a.b.0.c`` for nested containers, as in an optimizer's state) of the first
+    floating-point tensor of ``state`` holding a NaN or an infinity: a damaged file that would
+    otherwise load and stop training at step 1 as a "non-finite loss"."""
+    items = state.items() if isinstance(state, dict) else enumerate(state)
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() and not value.isfinite().all():
+                return name
+        elif isinstance(value, (dict, list, tuple)):
+            found = first_non_finite(value, name + ".")
+            if found:
+                return found
     return None

@@ -258,8 +258,9 @@ def test_evaluation_is_kept_while_up_to_date(configs, monkeypatch, caplog, eval_
     study = _study(out="study", runs=runs, eval={**eval_spec, "metrics": ["psnr"]})
     (configs / "study.yaml").write_text(yaml.safe_dump(study))
     args = ["study.yaml", "--device", "cpu"]
-    assert _run_command(*args) == 0 and evaluated == ["a"]
     caplog.set_level(logging.INFO, logger="gan_colorize.experiment")
+    assert _run_command(*args) == 0 and evaluated == ["a"]
+    assert "run a: training into study/a (from step 0)" in caplog.text  # not "resumes" for a new run
     assert _run_command(*args) == 0 and evaluated == ["a"]
     assert re.search(r"run a: evaluation on \w+ is up to date \(step 2", caplog.text)
     assert _run_command(*args, "--reevaluate") == 0 and evaluated == ["a", "a"]
@@ -267,6 +268,7 @@ def test_evaluation_is_kept_while_up_to_date(configs, monkeypatch, caplog, eval_
     (configs / "study.yaml").write_text(yaml.safe_dump(study))
     assert _run_command(*args) == 0 and evaluated == ["a"] * 3
     assert _run_command(*args, "--set", "train.steps=4") == 0 and evaluated == ["a"] * 4  # trained on
+    assert "run a: training into study/a (resuming at step 2)" in caplog.text
     (metrics,) = (configs / "study" / "a" / "eval").glob("*/metrics.json")
     assert json.loads(metrics.read_text())["step"] == 4
 

@@ -710,6 +710,10 @@ def test_a_failed_start_leaves_no_lock_and_no_folder_it_made(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.init_from"):
         train(made)
     assert not Path(made.run.dir).exists()
+    nested = tiny("unet_zhang_gan", tmp_path, missing, f"run.dir={tmp_path / 'deep' / 'a' / 'b'}")
+    with pytest.raises(FileNotFoundError):
+        train(nested)
+    assert not (tmp_path / "deep").exists()  # every level it made, not just the last
     existing = tmp_path / "mine"
     existing.mkdir()  # a folder the user made stays, without the .lock
     with pytest.raises(FileNotFoundError):
@@ -866,6 +870,12 @@ def test_a_config_yaml_that_is_no_mapping_is_reported_unreadable_on_resume(tmp_p
         (b"\x80\x02random bytes that are no torch file", "not a gan-colorize checkpoint file"),
         (dict(format="gan-colorize-training-state/1", step=-7, networks={}, optimizers={}, schedulers={}),
          "step -7 is negative"),
+        (dict(format="gan-colorize-training-state/1", step=True, networks={}, optimizers={}, schedulers={}),
+         "'step' is missing or not a int"),
+        # hostile review: NaN in an optimizer's state resumed and stopped at step 1 blaming the lr
+        (dict(format="gan-colorize-training-state/1", step=1, networks={}, schedulers={},
+              optimizers={"G": {"state": {0: {"exp_avg": torch.tensor([0.0, float("nan")])}}}}),
+         r"tensor optimizers\.G\.state\.0\.exp_avg holds NaN or infinite values"),
     ],
 )  # fmt: skip
 def test_a_damaged_training_state_is_refused_naming_the_file(content, message, tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from gan_colorize.rundir import atomic_write
-from gan_colorize.weights import RefusedFileError, load_tensors
+from gan_colorize.weights import RefusedFileError, first_non_finite, load_tensors
 
 STATE_FILE = "training_state.pt"
 STATE_FORMAT = "gan-colorize-training-state/1"
@@ -92,10 +92,14 @@ def load_training_state(folder: Path) -> dict:
     check_resumable(folder)
     state = _load(folder / STATE_FILE, STATE_FORMAT)
     for key, kind in (("step", int), ("networks", dict), ("optimizers", dict), ("schedulers", dict)):
-        if not isinstance(state.get(key), kind):
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
             raise CheckpointError(f"{folder / STATE_FILE}: '{key}' is missing or not a {kind.__name__}")
     if state["step"] < 0:
         raise CheckpointError(f"{folder / STATE_FILE}: step {state['step']} is negative")
+    # a damaged file would resume and stop at its first step blaming the learning rate
+    damaged = first_non_finite({key: state[key] for key in ("networks", "optimizers")})
+    if damaged:
+        raise CheckpointError(f"{folder / STATE_FILE}: tensor {damaged} holds NaN or infinite values")
     return state
 
 

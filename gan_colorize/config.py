@@ -274,11 +274,19 @@ def check_components(config: Config, allow_import: bool = True) -> Config:
     return config
 
 
+def encoder_schedule(model: dict) -> list[str]:
+    """The settings that give a generator's encoder a schedule, and so an optimizer group, of its
+    own (``model.freeze_encoder_steps=N`` > 0, ``model.encoder_lr_scale=S`` != 1); [] when both are
+    at their defaults. ``model``: a config's model section as a dict (a saved config.yaml's too)."""
+    freeze, scale = model.get("freeze_encoder_steps", 0), model.get("encoder_lr_scale", 1.0)
+    settings = [f"model.freeze_encoder_steps={freeze}"] if freeze > 0 else []
+    return settings + ([f"model.encoder_lr_scale={scale}"] if scale != 1.0 else [])
+
+
 def _check_encoder_schedule(model: ModelConfig, generator: type, registry) -> None:
     """model.freeze_encoder_steps and model.encoder_lr_scale schedule a pretrained encoder: on a
     generator without one (no ``encoder_parameters``) they would do nothing, in silence."""
-    settings = [f"model.freeze_encoder_steps={model.freeze_encoder_steps}"] * (model.freeze_encoder_steps > 0)
-    settings += [f"model.encoder_lr_scale={model.encoder_lr_scale}"] * (model.encoder_lr_scale != 1.0)
+    settings = encoder_schedule(dataclasses.asdict(model))
     if settings and not hasattr(generator, "encoder_parameters"):
         with_one = [name for name in registry.names() if hasattr(registry.get(name), "encoder_parameters")]
         raise ConfigError(
@@ -391,12 +399,10 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """A config file with its ``base:`` chain resolved: ``base: unet_gan.yaml`` (relative to the
     file naming it) is read first and this file's keys are deep-merged over it."""
     path = Path(path)
-    if not path.is_file():  # before resolve(), which raises for a link in a loop
-        raise ConfigError(f"config file {path} {absent(path)}")
+    data = read_yaml(path)  # first: it names a missing file or a link in a loop, which resolve() raises for
     if path.resolve() in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
         raise ConfigError(f"{path}: 'base:' makes a cycle ({chain})")
-    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     base = data.pop("base", None)

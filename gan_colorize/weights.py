@@ -165,7 +165,7 @@ def _refusal(exc: Exception) -> str:
     if found or "Unsupported class" in text:
         what = f" ({found.group(1)})" if found else ""
         return f"it holds a pickled object{what} besides tensors and plain containers, which is never loaded"
-    if isinstance(exc, EOFError) or not text.strip():
+    if isinstance(exc, EOFError):  # torch's is message-less
         return "the file is empty or cut short"
     if "PytorchStreamReader failed" in text:  # torch's text goes on with three sentences of advice
         return "a damaged or cut-short torch file (its zip archive cannot be read)"

@@ -39,7 +39,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from gan_colorize.color.lab import uint8_to_lab_norm
-from gan_colorize.config import Config, ConfigError, read_yaml, save_config
+from gan_colorize.config import Config, ConfigError, encoder_schedule, read_yaml, save_config
 from gan_colorize.models.io import save_generator
 from gan_colorize.registry import GENERATORS, OBJECTIVES
 from gan_colorize.rundir import RunDir, atomic_write_text
@@ -169,7 +169,8 @@ class Trainer:
         )
         self.objective.bind(self.train_set)
         self.phases = self.objective.phases()
-        self._interrupted = False
+        # the first stop signal's number; SIGINT stands for one that reached another rank only
+        self._interrupted, self._stop_signal = False, signal.SIGINT
         self.budget_spent = False  # stopped by train.max_minutes
 
     def close(self, failed_start: bool = False) -> None:
@@ -609,8 +610,8 @@ class Trainer:
                         "interrupted: checkpoint written at step %d; resume with --resume latest", done
                     )
                     if acc.is_main_process:  # the command exits as the signal would have (cli)
-                        stopped_by = getattr(self, "_stop_signal", signal.SIGINT)
-                        tracking.record_end(self.run.provenance, done, signal.Signals(stopped_by).name)
+                        name = signal.Signals(self._stop_signal).name
+                        tracking.record_end(self.run.provenance, done, name)
                     break
         if acc.is_main_process and acc.log_with:
             acc.end_training()
@@ -734,8 +735,7 @@ def _config_changes(saved: Path, config: Config) -> list[str]:
 def _own_encoder_group(config: dict) -> bool:
     """Whether a generator's encoder gets an optimizer group of its own under ``config`` (a dict):
     when it has a schedule of its own, frozen first or a learning rate of its own."""
-    model = config.get("model") or {}
-    return model.get("freeze_encoder_steps", 0) > 0 or model.get("encoder_lr_scale", 1.0) != 1.0
+    return bool(encoder_schedule(config.get("model") or {}))
 
 
 def _settings(config: dict) -> dict:
